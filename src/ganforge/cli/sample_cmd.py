@@ -1,0 +1,38 @@
+"""``ganforge sample RUN --n N --out grid.png | folder/ | samples.npz``."""
+from __future__ import annotations
+
+import argparse
+
+from ..errors import GanforgeError
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("sample", help="generate images from a trained run")
+    p.add_argument("run", metavar="RUN", help="run folder or checkpoint folder")
+    p.add_argument("--n", type=int, default=64, help="number of images (default 64)")
+    p.add_argument("--out", required=True, help="grid.png (one image), samples.npz (uint8 array) or a folder of PNGs")
+    p.add_argument("--seed", type=int, default=0, help="noise seed (same seed, same images)")
+    p.add_argument("--batch-size", type=int, default=500)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--nrow", type=int, help="images per grid row")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..imageio import output_kind, save_folder, save_grid, save_npz
+    from ..sampling import load_generator
+    from ..training.runtime import resolve_device
+
+    if args.n <= 0 or args.batch_size <= 0:
+        raise GanforgeError("--n and --batch-size must be positive")
+    kind = output_kind(args.out)
+    gen = load_generator(args.run, device=resolve_device(args.device))
+    images = gen.sample(args.n, seed=args.seed, batch_size=args.batch_size, progress=args.n > args.batch_size)
+    if kind == "grid":
+        path = save_grid(images, args.out, nrow=args.nrow)
+    elif kind == "npz":
+        path = save_npz(images, args.out)
+    else:
+        path = save_folder(images, args.out)
+    print(f"wrote {args.n} images of shape {tuple(images.shape[1:])} (step {gen.step}) to {path}")
+    return 0

@@ -1,0 +1,148 @@
+"""``ganforge train``: build the configuration from defaults, a YAML file and flags, then train."""
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+from ..config import RESUMABLE_KEYS, Config, parse_override, set_value, validate
+from ..errors import ConfigError, GanforgeError
+
+# flag -> config key; each flag is a shortcut for --set KEY=VALUE
+FLAG_KEYS = {
+    "data": "data.source",
+    "resolution": "data.resolution",
+    "channels": "data.channels",
+    "fit": "data.fit",
+    "limit": "data.limit",
+    "max_steps": "train.max_steps",
+    "epochs": "train.max_epochs",
+    "max_time": "train.max_time",
+    "batch_size": "train.batch_size",
+    "d_steps": "train.d_steps",
+    "precision": "train.precision",
+    "device": "train.device",
+    "seed": "train.seed",
+    "sample_every": "train.sample_every",
+    "g_loss": "loss.g",
+    "optimizer": None,  # sets both g_optim.name and d_optim.name
+    "lr": None,  # sets both learning rates
+}
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("train", help="train a GAN", description="Train a GAN. Options not listed here: --set section.key=value.")
+    p.add_argument("--config", metavar="FILE", help="YAML file with config sections (data, model, loss, g_optim, d_optim, train)")
+    p.add_argument("--data", metavar="SOURCE", help="folder, .zip, .npz/.npy, mnist | fashion-mnist | cifar10, or builtin:shapes (default)")
+    p.add_argument("--out", metavar="RUN", help="run folder (default: runs/NNNNN-<data>)")
+    p.add_argument("--resume", metavar="RUN", help="continue the run in this folder from its newest checkpoint")
+    p.add_argument("--resolution", type=int, help="training size (power of two, 16-256; default from the data)")
+    p.add_argument("--channels", type=int, help="convert images to this many channels (1-4)")
+    p.add_argument("--fit", choices=["auto", "pad", "crop", "resize"], help="how images are brought to the training size")
+    p.add_argument("--limit", type=int, help="use only the first N images")
+    p.add_argument("--max-steps", type=int, help="stop after this many G steps")
+    p.add_argument("--epochs", type=float, help="stop after this many passes over the data")
+    p.add_argument("--max-time", metavar="DURATION", help="stop after this much training time, e.g. 90s, 10m, 2h")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--d-steps", type=int, help="D updates per G update")
+    p.add_argument("--optimizer", choices=["adam", "sgd"], help="optimiser for both networks")
+    p.add_argument("--lr", type=float, help="learning rate for both networks")
+    p.add_argument("--g-loss", help="nonsaturating (default) or saturating")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"])
+    p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--sample-every", type=int, help="steps between sample grids")
+    p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard logs")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="any option, e.g. --set model.d_norm=group (repeatable)")
+    p.add_argument("--dry-run", action="store_true", help="print the resolved configuration and exit")
+    p.set_defaults(handler=run)
+
+
+def collect_overrides(args: argparse.Namespace) -> list[tuple[str, object]]:
+    """Flags and --set pairs as (key, value), in the order they apply."""
+    pairs: list[tuple[str, object]] = []
+    for flag, key in FLAG_KEYS.items():
+        value = getattr(args, flag)
+        if value is None:
+            continue
+        if flag == "optimizer":
+            pairs += [("g_optim.name", value), ("d_optim.name", value)]
+        elif flag == "lr":
+            pairs += [("g_optim.lr", value), ("d_optim.lr", value)]
+        else:
+            pairs.append((key, value))
+    if args.tensorboard:
+        pairs.append(("train.tensorboard", True))
+    if args.no_progress:
+        pairs.append(("train.progress", False))
+    pairs += [parse_override(text) for text in args.overrides]
+    return pairs
+
+
+def next_run_dir(root: Path, source: str) -> Path:
+    """runs/00000-shapes, runs/00001-fashion-mnist, ..."""
+    name = re.sub(r"[^A-Za-z0-9_-]+", "-", Path(source.split(":")[-1]).stem).strip("-") or "run"
+    numbers = [int(p.name[:5]) for p in root.glob("[0-9][0-9][0-9][0-9][0-9]-*")] if root.is_dir() else []
+    return root / f"{max(numbers, default=-1) + 1:05d}-{name}"
+
+
+def resolve(args: argparse.Namespace) -> tuple[Config, Path, bool]:
+    overrides = collect_overrides(args)
+    if args.resume:
+        run_dir = Path(args.resume)
+        saved = run_dir / "config.json"
+        if not saved.is_file():
+            raise GanforgeError(f"cannot resume: {saved} not found")
+        if args.config:
+            raise ConfigError("--config cannot be combined with --resume (the run's own config.json is used)")
+        cfg = Config.load(saved)
+        for key, value in overrides:
+            before = cfg.to_dict()
+            set_value(cfg, key, value)
+            if cfg.to_dict() != before and key not in RESUMABLE_KEYS:
+                raise ConfigError(f"{key} cannot change when resuming (it would change the training itself)")
+        return validate(cfg), run_dir, True
+
+    cfg = Config.load(args.config) if args.config else Config()
+    for key, value in overrides:
+        set_value(cfg, key, value)
+    validate(cfg)
+    run_dir = Path(args.out) if args.out else next_run_dir(Path("runs"), cfg.data.source)
+    if (run_dir / "checkpoints").exists():
+        raise GanforgeError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or pick another --out")
+    return cfg, run_dir, False
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg, run_dir, resume = resolve(args)
+    if args.dry_run:
+        from ..training.runtime import resolve_device, resolve_precision
+
+        device = resolve_device(cfg.train.device)
+        print(f"# run folder: {run_dir}{' (resume)' if resume else ''}")
+        print(f"# device: {device}; precision: {resolve_precision(cfg.train.precision, device).name}"
+              + ("" if cfg.data.resolution else "; resolution: from the data"))
+        print(cfg.to_yaml(), end="")
+        return 0
+    from ..training.loop import Trainer
+
+    trainer = Trainer(cfg, run_dir, resume=resume)
+    data = trainer.dataset
+    g = data.geometry
+    print(
+        f"data: {len(data)} images {g.channels}x{g.resolution}x{g.resolution} (fit={g.fit}) from {data.source}"
+        + (f", {len(data.class_names)} classes" if data.class_names else "")
+        + (f", {len(data.skipped)} unreadable files skipped" if data.skipped else "")
+    )
+    print(f"device: {trainer.device} precision: {trainer.precision.name}  run folder: {run_dir}"
+          + (f"  resuming at step {trainer.step}" if resume else ""))
+    summary = trainer.run()
+    print(f"stopped at step {summary['step']}: {summary['reason']}; checkpoint {summary['checkpoint']}")
+    print(f"samples: {run_dir / 'samples' / 'latest.png'}")
+    if summary["interrupted"]:
+        print(f"resume with: ganforge train --resume {run_dir}", file=sys.stderr)
+        return 130
+    return 0

@@ -1,0 +1,293 @@
+"""The typed training configuration.
+
+One :class:`Config` holds every option. It is built from defaults, then an optional YAML
+file, then command-line overrides (``section.key=value``), in that order. Unknown keys
+are rejected with a suggestion, values are type-checked, and the resolved object is saved
+as ``config.json`` in the run folder so a run can be resumed or reproduced exactly.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError
+
+
+@dataclass
+class DataConfig:
+    source: str = "builtin:shapes"  # folder, .zip, .npz/.npy, a named set (mnist, fashion-mnist, cifar10) or builtin:NAME
+    resolution: int | None = None  # square training size, power of two 16..256; None: from the data
+    channels: int | None = None  # convert every image to this many channels; None: keep (must agree)
+    fit: str = "auto"  # auto | pad | crop | resize: how images are brought to the resolution
+    max_bad_fraction: float = 0.1  # stop if more than this share of files cannot be read
+    limit: int | None = None  # use only the first N images
+    cache_dir: str | None = None  # where named data sets are downloaded; None: $GANFORGE_CACHE or ~/.cache/ganforge
+
+
+@dataclass
+class ModelConfig:
+    arch: str = "dcgan"
+    z_dim: int = 100  # length of the noise vector
+    g_width: int = 64  # G's base width (channels of its last hidden layer)
+    d_width: int = 64  # D's base width (channels of its first layer)
+    g_norm: str = "batch"  # batch | group | none
+    d_norm: str = "batch"  # batch | group | none (differential privacy needs group or none)
+
+
+@dataclass
+class LossConfig:
+    d: str = "minimax"  # D's loss: minimax
+    g: str = "nonsaturating"  # G's loss: nonsaturating | saturating (the original minimax form)
+
+
+@dataclass
+class OptimizerConfig:
+    name: str = "adam"  # adam | sgd
+    lr: float = 2e-4
+    beta1: float = 0.5  # Adam
+    beta2: float = 0.999  # Adam
+    momentum: float = 0.9  # SGD
+    weight_decay: float = 0.0
+
+
+@dataclass
+class TrainConfig:
+    batch_size: int = 128
+    d_steps: int = 1  # D updates per G update
+    max_steps: int | None = None  # G updates; training stops at the first limit reached
+    max_epochs: float | None = None  # passes over the data (D's real batches); 20 when no limit is set
+    max_time: str | None = None  # wall-clock budget, e.g. "90s", "10m", "2h"
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    precision: str = "auto"  # auto | fp32 | bf16 (auto: bf16 on CPUs with native bfloat16, fp32/TF32 on GPUs)
+    log_every: int = 50  # steps between log lines (the only host synchronisations)
+    sample_every: int = 500  # steps between sample grids from fixed noise (0: only at the end)
+    checkpoint_every: int = 1000  # steps between checkpoints
+    checkpoint_minutes: float = 10.0  # also checkpoint when this much time has passed since the last one
+    keep_checkpoints: int = 2  # newest checkpoints kept on disk
+    grid_size: int = 64  # images in each sample grid
+    tensorboard: bool = False  # also write TensorBoard logs (needs the tensorboard extra)
+    progress: bool = True  # show a progress bar
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    g_optim: OptimizerConfig = field(default_factory=OptimizerConfig)
+    d_optim: OptimizerConfig = field(default_factory=OptimizerConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Config":
+        cfg = cls()
+        apply_mapping(cfg, data)
+        return cfg
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Config":
+        """Read a YAML (or JSON) file; sections and keys as in :class:`Config`."""
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path} must hold a mapping of sections, got {type(data).__name__}")
+        return cls.from_dict(data)
+
+
+# ---------------------------------------------------------------- overrides and checks
+
+
+def _suggest(name: str, choices: typing.Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _all_keys(obj: Any, prefix: str = "") -> list[str]:
+    keys = []
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value):
+            keys += _all_keys(value, f"{prefix}{f.name}.")
+        else:
+            keys.append(f"{prefix}{f.name}")
+    return keys
+
+
+def apply_mapping(cfg: Config, data: dict[str, Any]) -> None:
+    """Set the values of a nested mapping {section: {key: value}} on ``cfg``."""
+    for section, values in data.items():
+        if not isinstance(values, dict):
+            raise ConfigError(f"config section {section!r} must be a mapping")
+        for key, value in values.items():
+            set_value(cfg, f"{section}.{key}", value)
+
+
+def set_value(cfg: Config, dotted: str, value: Any) -> None:
+    """Set ``section.key`` to ``value`` (coerced to the field's type)."""
+    parts = dotted.split(".")
+    if len(parts) != 2:
+        raise ConfigError(f"option {dotted!r} must look like section.key{_suggest(dotted, _all_keys(cfg))}")
+    section_name, key = parts
+    sections = {f.name for f in dataclasses.fields(cfg)}
+    if section_name not in sections:
+        raise ConfigError(f"unknown config section {section_name!r}{_suggest(section_name, sections)}")
+    section = getattr(cfg, section_name)
+    fields = {f.name: f for f in dataclasses.fields(section)}
+    if key not in fields:
+        full = [f"{section_name}.{k}" for k in fields] + _all_keys(cfg)
+        raise ConfigError(f"unknown option {dotted!r}{_suggest(dotted, full)}")
+    hint = typing.get_type_hints(type(section))[key]
+    setattr(section, key, _coerce(dotted, value, hint))
+
+
+def _coerce(name: str, value: Any, hint: Any) -> Any:
+    allowed = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+        if type(None) in allowed:
+            return None
+        raise ConfigError(f"{name} cannot be empty")
+    for typ in allowed:
+        if typ is type(None):
+            continue
+        if typ is bool:
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, str) and value.lower() in ("true", "yes", "on", "1", "false", "no", "off", "0"):
+                return value.lower() in ("true", "yes", "on", "1")
+            continue
+        if typ is int:
+            if isinstance(value, int) and not isinstance(value, bool):
+                return value
+            if isinstance(value, str) and re.fullmatch(r"[-+]?\d+", value.strip()):
+                return int(value)
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            continue
+        if typ is float:
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                return float(value)
+            if isinstance(value, str):
+                try:
+                    return float(value)
+                except ValueError:
+                    continue
+            continue
+        if typ is str:
+            return str(value)
+    names = " or ".join(t.__name__ for t in allowed if t is not type(None))
+    raise ConfigError(f"{name} must be {names}, got {value!r}")
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``section.key=value`` -> (key, value); the value is read as YAML (numbers, true, null)."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like section.key=value")
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.strip(), value
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|hr|d)?\s*$", re.IGNORECASE)
+_UNIT_SECONDS = {None: 1, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600, "d": 86400}
+
+
+def parse_duration(text: str | None) -> float | None:
+    """"90s", "10m", "1.5h", "600" -> seconds."""
+    if text is None:
+        return None
+    match = _DURATION.match(str(text))
+    if not match:
+        raise ConfigError(f"cannot read time budget {text!r}; use e.g. 90s, 10m or 2h")
+    number, unit = match.groups()
+    return float(number) * _UNIT_SECONDS[unit.lower() if unit else None]
+
+
+_CHOICES = {
+    "data.fit": ("auto", "pad", "crop", "resize"),
+    "model.g_norm": ("batch", "group", "none"),
+    "model.d_norm": ("batch", "group", "none"),
+    "g_optim.name": ("adam", "sgd"),
+    "d_optim.name": ("adam", "sgd"),
+    "train.precision": ("auto", "fp32", "bf16"),
+}
+
+DEFAULT_MAX_EPOCHS = 20.0
+
+
+def validate(cfg: Config) -> Config:
+    """Check values that types alone do not catch; fill in the default stopping rule."""
+    for dotted, choices in _CHOICES.items():
+        section, key = dotted.split(".")
+        value = getattr(getattr(cfg, section), key)
+        if value not in choices:
+            raise ConfigError(f"{dotted} must be one of {', '.join(choices)}, got {value!r}{_suggest(str(value), choices)}")
+    from .losses import D_LOSSES, G_LOSSES
+    from .models import list_models
+
+    for dotted, value, choices in (
+        ("loss.d", cfg.loss.d, D_LOSSES),
+        ("loss.g", cfg.loss.g, G_LOSSES),
+        ("model.arch", cfg.model.arch, list_models()),
+    ):
+        if value not in choices:
+            raise ConfigError(f"{dotted} must be one of {', '.join(choices)}, got {value!r}{_suggest(value, choices)}")
+    t = cfg.train
+    positive = {
+        "train.batch_size": t.batch_size, "train.d_steps": t.d_steps, "train.log_every": t.log_every,
+        "train.checkpoint_every": t.checkpoint_every, "train.keep_checkpoints": t.keep_checkpoints,
+        "train.grid_size": t.grid_size, "model.z_dim": cfg.model.z_dim, "model.g_width": cfg.model.g_width,
+        "model.d_width": cfg.model.d_width, "g_optim.lr": cfg.g_optim.lr, "d_optim.lr": cfg.d_optim.lr,
+    }
+    for name, value in positive.items():
+        if value <= 0:
+            raise ConfigError(f"{name} must be positive, got {value}")
+    if t.sample_every < 0:
+        raise ConfigError("train.sample_every must be >= 0")
+    if t.max_steps is not None and t.max_steps <= 0:
+        raise ConfigError("train.max_steps must be positive")
+    if t.max_epochs is not None and t.max_epochs <= 0:
+        raise ConfigError("train.max_epochs must be positive")
+    if not 0 <= cfg.data.max_bad_fraction <= 1:
+        raise ConfigError("data.max_bad_fraction must be between 0 and 1")
+    if parse_duration(t.max_time) is not None and parse_duration(t.max_time) <= 0:
+        raise ConfigError("train.max_time must be positive")
+    if t.max_steps is None and t.max_epochs is None and t.max_time is None:
+        t.max_epochs = DEFAULT_MAX_EPOCHS
+    return cfg
+
+
+# Options that may change when a run is resumed: they do not alter the training maths.
+RESUMABLE_KEYS = frozenset(
+    f"train.{k}"
+    for k in (
+        "max_steps", "max_epochs", "max_time", "device", "log_every", "sample_every",
+        "checkpoint_every", "checkpoint_minutes", "keep_checkpoints", "grid_size", "tensorboard", "progress",
+    )
+) | {"data.cache_dir"}

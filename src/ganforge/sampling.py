@@ -1,0 +1,85 @@
+"""Loading a trained generator and drawing samples from it."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .data.geometry import Geometry
+from .errors import GanforgeError
+from .models import build_generator, model_config
+from .models.layers import to_uint8
+from .training.checkpoint import GENERATOR_FORMAT, find_checkpoint, load_network_weights, read_network_meta
+
+
+@dataclass
+class TrainedGenerator:
+    """A generator with what is needed to turn its outputs back into images like the data."""
+
+    G: nn.Module
+    arch: str
+    geometry: Geometry  # training size and how to map samples back to the data's own size
+    class_names: list[str]
+    step: int
+    z_dim: int
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.G.parameters()).device
+
+    def noise(self, n: int, seed: int | None = None) -> torch.Tensor:
+        """Gaussian noise (n, z_dim) on the generator's device, reproducible for a given seed."""
+        gen = torch.Generator().manual_seed(seed) if seed is not None else None
+        return torch.randn(n, self.z_dim, generator=gen).to(self.device)
+
+    @torch.no_grad()
+    def generate(self, z: torch.Tensor, batch_size: int = 256, progress: bool = False) -> torch.Tensor:
+        """z (n, z_dim) -> images (n, C, R, R) as float in [-1, 1] at the training resolution."""
+        self.G.eval()
+        out = []
+        with tqdm(total=len(z), unit="img", desc="sampling", disable=not progress) as bar:
+            for chunk in z.split(batch_size):
+                out.append(self.G(chunk.to(self.device)).float().cpu())
+                bar.update(len(chunk))
+        return torch.cat(out)
+
+    def sample(self, n: int, seed: int | None = None, batch_size: int = 256, progress: bool = False) -> torch.Tensor:
+        """n images as uint8 (n, C, H, W) in the data's original size where it can be restored.
+
+        All n noise vectors are drawn at once, so the images do not depend on ``batch_size``.
+        """
+        images = to_uint8(self.generate(self.noise(n, seed), batch_size, progress))
+        return self.geometry.restore(images)
+
+    def sample_pil(self, n: int, seed: int | None = None):
+        """n PIL images."""
+        from .imageio import to_pil
+
+        return to_pil(self.sample(n, seed))
+
+
+def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu") -> TrainedGenerator:
+    """Rebuild G from a run folder (its newest checkpoint) or a checkpoint folder.
+
+    Only ``generator.json`` and ``generator.safetensors`` are read; no code is unpickled.
+    """
+    folder = find_checkpoint(Path(path))
+    meta = read_network_meta(folder, "generator")
+    if meta.get("format") != GENERATOR_FORMAT:
+        raise GanforgeError(f"{folder / 'generator.json'} is not a ganforge generator ({meta.get('format')!r})")
+    cfg = model_config(meta["arch"], **meta["model"])
+    G = build_generator(meta["arch"], cfg)
+    load_network_weights(folder, "generator", G)
+    G.to(device).eval()
+    return TrainedGenerator(
+        G=G,
+        arch=meta["arch"],
+        geometry=Geometry.from_dict(meta["geometry"]),
+        class_names=list(meta.get("class_names", [])),
+        step=int(meta.get("step", 0)),
+        z_dim=cfg.z_dim,
+    )

@@ -1,0 +1,293 @@
+"""The training loop: data on the device, D and G steps, logging, samples, checkpoints.
+
+The loop owns everything that is not the maths of one update (that lives in
+:mod:`ganforge.training.steps`): batching, stopping rules, the progress display, sample
+grids from fixed noise, the JSONL log and checkpoints that resume bit for bit.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import signal
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from .. import __version__
+from ..config import Config, parse_duration
+from ..data import ImageDataset, load_dataset
+from ..errors import GanforgeError
+from ..imageio import save_grid
+from ..models import build_discriminator, build_generator, model_config
+from ..models.layers import from_uint8, to_uint8
+from .checkpoint import (
+    GENERATOR_FORMAT,
+    latest_checkpoint,
+    load_network_weights,
+    load_state,
+    save_checkpoint,
+)
+from .logging import RunLogger
+from .runtime import resolve_device, resolve_precision
+from .steps import d_step, g_step, make_optimizer
+
+DISCRIMINATOR_FORMAT = "ganforge.discriminator/1"
+STAT_NAMES = ("loss_d", "loss_g", "d_real", "d_fake")
+
+
+def data_fingerprint(images: torch.Tensor) -> str:
+    """A short hash of the training images, to refuse resuming on different data."""
+    return hashlib.blake2b(images.cpu().numpy().tobytes(), digest_size=8).hexdigest()
+
+
+class Trainer:
+    """Trains one run. ``Trainer(cfg, run_dir).run()``; ``resume=True`` continues its newest checkpoint."""
+
+    def __init__(self, cfg: Config, run_dir: str | Path, resume: bool = False, dataset: ImageDataset | None = None):
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        t = cfg.train
+        self.device = resolve_device(t.device)
+        self.precision = resolve_precision(t.precision, self.device)
+        self.max_time = parse_duration(t.max_time)
+
+        data = dataset or load_dataset(
+            cfg.data.source,
+            resolution=cfg.data.resolution,
+            channels=cfg.data.channels,
+            fit=cfg.data.fit,
+            max_bad_fraction=cfg.data.max_bad_fraction,
+            limit=cfg.data.limit,
+            cache_dir=cfg.data.cache_dir,
+            progress=t.progress,
+        )
+        self.dataset = data
+        if len(data) < t.batch_size:
+            raise GanforgeError(
+                f"the data set has {len(data)} images, fewer than one batch ({t.batch_size}); lower train.batch_size"
+            )
+        self.images = data.images.to(self.device)  # (N, C, R, R) uint8, decoded once, kept on the device
+        self.steps_per_epoch = len(data) // t.batch_size  # real batches per epoch (last partial batch dropped)
+
+        geometry = data.geometry
+        m = cfg.model
+        self.model_cfg = model_config(
+            m.arch, resolution=geometry.resolution, channels=geometry.channels, z_dim=m.z_dim,
+            g_width=m.g_width, d_width=m.d_width, g_norm=m.g_norm, d_norm=m.d_norm,
+        )
+        torch.manual_seed(t.seed)  # weight initialisation
+        self.G = build_generator(m.arch, self.model_cfg).to(self.device)
+        self.D = build_discriminator(m.arch, self.model_cfg).to(self.device)
+        self.g_opt = make_optimizer(self.G.parameters(), cfg.g_optim)
+        self.d_opt = make_optimizer(self.D.parameters(), cfg.d_optim)
+
+        # Noise for training comes from its own generator so that its state can be saved.
+        self.noise_rng = torch.Generator(self.device).manual_seed(t.seed)
+        self.fixed_noise = torch.randn(
+            t.grid_size, m.z_dim, generator=torch.Generator().manual_seed(t.seed + 1)
+        ).to(self.device)  # (grid_size, z_dim)
+
+        self.step = 0  # G updates done
+        self.real_batches = 0  # D updates done = real batches consumed
+        self.elapsed = 0.0  # training seconds, summed over resumed sessions
+        self.fingerprint = data_fingerprint(data.images)
+        if resume:
+            self._load(latest_checkpoint(self.run_dir))
+        self._perm_epoch = -1
+        self._perm = None
+        self._stop_reason: str | None = None
+
+    # ------------------------------------------------------------------ data
+
+    @property
+    def epoch(self) -> float:
+        return self.real_batches / self.steps_per_epoch
+
+    def _real_batch(self) -> torch.Tensor:
+        """The next real batch, (B, C, R, R) in [-1, 1]. Epoch e's order is a function of (seed, e)."""
+        epoch, index = divmod(self.real_batches, self.steps_per_epoch)
+        if epoch != self._perm_epoch:
+            order_rng = torch.Generator().manual_seed(self.cfg.train.seed * 1_000_003 + epoch)
+            self._perm = torch.randperm(len(self.images), generator=order_rng).to(self.device)
+            self._perm_epoch = epoch
+        b = self.cfg.train.batch_size
+        idx = self._perm[index * b : (index + 1) * b]
+        self.real_batches += 1
+        return from_uint8(self.images[idx])
+
+    def _noise(self) -> torch.Tensor:
+        t = self.cfg.train
+        return torch.randn(t.batch_size, self.cfg.model.z_dim, generator=self.noise_rng, device=self.device)
+
+    # ------------------------------------------------------------------ one step
+
+    def train_step(self) -> dict[str, torch.Tensor]:
+        """d_steps D updates, then one G update on the last fake batch (as in the original DCGAN loop)."""
+        loss = self.cfg.loss
+        d_steps = self.cfg.train.d_steps
+        for k in range(d_steps):
+            real = self._real_batch()
+            z = self._noise()
+            last = k == d_steps - 1
+            with torch.set_grad_enabled(last), self.precision.autocast():
+                fake = self.G(z)  # (B, C, R, R); keeps its graph only for the G step
+            stats = d_step(self.D, self.d_opt, real, fake.detach(), loss.d, self.precision)
+        stats.update(g_step(self.D, self.g_opt, fake, loss.g, self.precision))
+        self.step += 1
+        return stats
+
+    # ------------------------------------------------------------------ stopping
+
+    def total_steps(self) -> int | None:
+        """G steps at which the step or epoch limit is reached (None when only time limits)."""
+        t = self.cfg.train
+        bounds = []
+        if t.max_steps is not None:
+            bounds.append(t.max_steps)
+        if t.max_epochs is not None:
+            bounds.append(math.ceil(t.max_epochs * self.steps_per_epoch / t.d_steps))
+        return min(bounds) if bounds else None
+
+    def _should_stop(self, total: int | None) -> str | None:
+        if self._stop_reason:
+            return self._stop_reason
+        if total is not None and self.step >= total:
+            return "reached the step/epoch limit"
+        if self.max_time is not None and self.elapsed >= self.max_time:
+            return "reached the time budget"
+        return None
+
+    # ------------------------------------------------------------------ run
+
+    def run(self, on_log: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+        """Train until a limit is reached or Ctrl-C; returns a summary."""
+        t = self.cfg.train
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.cfg.save(self.run_dir / "config.json")
+        total = self.total_steps()
+        logger = RunLogger(self.run_dir, total=total, initial=self.step, max_time=self.max_time,
+                           progress=t.progress, tensorboard=t.tensorboard)
+        sums = torch.zeros(len(STAT_NAMES), device=self.device)  # running sums between log lines
+        steps_since_log, last_log = 0, time.perf_counter()
+        last_ckpt_time = time.perf_counter()
+        previous_handler = signal.signal(signal.SIGINT, self._on_interrupt)
+        self._stop_reason = self._should_stop(total)
+        try:
+            while not self._stop_reason:
+                start = time.perf_counter()
+                stats = self.train_step()
+                sums += torch.stack([stats[k].float() for k in STAT_NAMES])
+                steps_since_log += 1
+                self.elapsed += time.perf_counter() - start
+
+                if self.step % t.log_every == 0 or self._should_stop(total):
+                    now = time.perf_counter()
+                    values = (sums / steps_since_log).tolist()  # the one host sync per interval
+                    record = dict(zip(STAT_NAMES, values))
+                    record.update(
+                        step=self.step, epoch=round(self.epoch, 4), elapsed=round(self.elapsed, 2),
+                        images_per_sec=round(steps_since_log * t.batch_size * t.d_steps / (now - last_log), 1),
+                    )
+                    if not all(math.isfinite(v) for v in values):
+                        raise GanforgeError(
+                            f"training diverged at step {self.step} (a loss is {values}); "
+                            f"the last checkpoint is in {self.run_dir / 'checkpoints'}"
+                        )
+                    logger.log(record)
+                    if on_log:
+                        on_log(record)
+                    sums.zero_()
+                    steps_since_log, last_log = 0, time.perf_counter()
+                logger.advance(self.step, self.elapsed)
+
+                if t.sample_every and self.step % t.sample_every == 0:
+                    self.save_samples()
+                minutes_since_ckpt = (time.perf_counter() - last_ckpt_time) / 60
+                if self.step % t.checkpoint_every == 0 or minutes_since_ckpt >= t.checkpoint_minutes:
+                    self.save_checkpoint()
+                    last_ckpt_time = time.perf_counter()
+                self._stop_reason = self._should_stop(total)
+        finally:
+            signal.signal(signal.SIGINT, previous_handler)
+            logger.close()
+        self.save_samples()
+        folder = self.save_checkpoint()
+        return {"step": self.step, "reason": self._stop_reason, "checkpoint": str(folder),
+                "elapsed": self.elapsed, "interrupted": self._stop_reason == "interrupted"}
+
+    def _on_interrupt(self, signum, frame) -> None:
+        """First Ctrl-C: finish the current step, save and stop. Second: stop at once."""
+        if self._stop_reason == "interrupted":
+            raise KeyboardInterrupt
+        self._stop_reason = "interrupted"
+
+    # ------------------------------------------------------------------ outputs
+
+    def save_samples(self) -> Path:
+        """A grid from the fixed noise: samples/step-NNNNNNNN.png (and samples/latest.png)."""
+        was_training = self.G.training
+        self.G.eval()
+        with torch.no_grad(), self.precision.autocast():
+            images = to_uint8(self.G(self.fixed_noise).float().cpu())
+        self.G.train(was_training)
+        images = self.dataset.geometry.restore(images)
+        path = save_grid(images, self.run_dir / "samples" / f"step-{self.step:08d}.png")
+        save_grid(images, self.run_dir / "samples" / "latest.png")
+        return path
+
+    def _meta(self, fmt: str) -> dict[str, Any]:
+        return {
+            "format": fmt,
+            "arch": self.cfg.model.arch,
+            "model": self.model_cfg.to_dict(),
+            "geometry": self.dataset.geometry.to_dict(),
+            "class_names": list(self.dataset.class_names),
+            "step": self.step,
+            "ganforge_version": __version__,
+        }
+
+    def save_checkpoint(self) -> Path:
+        state = {
+            "step": self.step,
+            "real_batches": self.real_batches,
+            "elapsed": self.elapsed,
+            "data_fingerprint": self.fingerprint,
+            "g_opt": self.g_opt.state_dict(),
+            "d_opt": self.d_opt.state_dict(),
+            "rng_cpu": torch.get_rng_state(),
+            "noise_rng": self.noise_rng.get_state(),
+            "fixed_noise": self.fixed_noise.cpu(),
+        }
+        networks = {
+            "generator": (self.G, self._meta(GENERATOR_FORMAT)),
+            "discriminator": (self.D, self._meta(DISCRIMINATOR_FORMAT)),
+        }
+        return save_checkpoint(self.run_dir, self.step, networks, state, keep=self.cfg.train.keep_checkpoints)
+
+    def _load(self, folder: Path | None) -> None:
+        if folder is None:
+            raise GanforgeError(f"{self.run_dir} holds no checkpoint to resume from")
+        state = load_state(folder)
+        if state["data_fingerprint"] != self.fingerprint:
+            raise GanforgeError(
+                f"the training images differ from those the run in {self.run_dir} started with; "
+                "resume with the same data or start a new run"
+            )
+        load_network_weights(folder, "generator", self.G)
+        load_network_weights(folder, "discriminator", self.D)
+        self.g_opt.load_state_dict(state["g_opt"])
+        self.d_opt.load_state_dict(state["d_opt"])
+        torch.set_rng_state(state["rng_cpu"])
+        self.noise_rng.set_state(state["noise_rng"])
+        self.fixed_noise = state["fixed_noise"].to(self.device)
+        self.step = int(state["step"])
+        self.real_batches = int(state["real_batches"])
+        self.elapsed = float(state["elapsed"])
+
+
+def train(cfg: Config, run_dir: str | Path, resume: bool = False) -> dict[str, Any]:
+    """Train a GAN as configured; write everything into ``run_dir``. Returns a summary."""
+    return Trainer(cfg, run_dir, resume=resume).run()

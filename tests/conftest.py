@@ -1,0 +1,25 @@
+"""Shared fixtures: tiny data sets and tiny model settings so every test runs in seconds on a CPU."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+@pytest.fixture(autouse=True)
+def _deterministic_threads():
+    torch.set_num_threads(1)
+    yield
+
+
+@pytest.fixture
+def tiny_npz(tmp_path: Path) -> Path:
+    """40 grayscale 14x14 images with 2 labels: blobs whose brightness depends on the label."""
+    rng = np.random.default_rng(0)
+    labels = np.arange(40) % 2
+    images = (rng.random((40, 14, 14)) * 100 + labels[:, None, None] * 120).astype(np.uint8)
+    path = tmp_path / "tiny.npz"
+    np.savez(path, images=images, labels=labels.astype(np.uint8))
+    return path
+

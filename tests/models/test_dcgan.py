@@ -1,0 +1,68 @@
+import pytest
+import torch
+
+from ganforge.errors import ConfigError
+from ganforge.models import build_discriminator, build_generator, list_models, model_config
+from ganforge.models.layers import from_uint8, to_uint8
+
+
+@pytest.mark.parametrize("arch", list_models())
+@pytest.mark.parametrize("resolution", [16, 32, 64, 128, 256])
+@pytest.mark.parametrize("channels", [1, 2, 3, 4])
+def test_shapes_for_every_resolution_and_channel_count(arch, resolution, channels):
+    cfg = model_config(arch, resolution=resolution, channels=channels, z_dim=8, g_width=4, d_width=4)
+    G, D = build_generator(arch, cfg), build_discriminator(arch, cfg)
+    z = torch.randn(2, 8)
+    with torch.no_grad():
+        x = G(z)
+        logits = D(x)
+    assert x.shape == (2, channels, resolution, resolution)
+    assert x.abs().max() <= 1.0  # tanh output
+    assert logits.shape == (2,)
+
+
+@pytest.mark.parametrize("norm", ["batch", "group", "none"])
+def test_discriminator_norms(norm):
+    cfg = model_config("dcgan", resolution=32, channels=3, d_width=8, d_norm=norm)
+    D = build_discriminator("dcgan", cfg)
+    kinds = {type(m).__name__ for m in D.modules()}
+    assert ("BatchNorm2d" in kinds) == (norm == "batch")
+    assert ("GroupNorm" in kinds) == (norm == "group")
+    # without BatchNorm each sample's logit is independent of the rest of the batch
+    x = torch.randn(4, 3, 32, 32)
+    if norm != "batch":
+        torch.testing.assert_close(D(x)[:2], D(x[:2]))
+
+
+def test_classic_initialisation():
+    cfg = model_config("dcgan", resolution=64, channels=3)
+    G = build_generator("dcgan", cfg)
+    conv = [m for m in G.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
+    w = torch.cat([m.weight.flatten() for m in conv])
+    assert abs(w.mean().item()) < 1e-3
+    assert abs(w.std().item() - 0.02) < 1e-3
+
+
+def test_widths_capped_at_eight_times_base():
+    cfg = model_config("dcgan", resolution=256, channels=3, g_width=4, d_width=4)
+    D = build_discriminator("dcgan", cfg)
+    widths = [m.out_channels for m in D.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert max(widths) == 32
+
+
+@pytest.mark.parametrize("resolution", [8, 48, 512])
+def test_bad_resolution_rejected(resolution):
+    with pytest.raises(ConfigError, match="power of two"):
+        build_generator("dcgan", model_config("dcgan", resolution=resolution))
+
+
+def test_unknown_model_and_option():
+    with pytest.raises(ConfigError, match="unknown model"):
+        model_config("nope")
+    with pytest.raises(ConfigError, match="widht"):
+        model_config("dcgan", widht=3)
+
+
+def test_uint8_round_trip():
+    pixels = torch.arange(256, dtype=torch.uint8).reshape(1, 1, 16, 16)
+    assert torch.equal(to_uint8(from_uint8(pixels)), pixels)

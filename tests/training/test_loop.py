@@ -1,0 +1,101 @@
+"""The loop: stopping rules, checkpoints and bit-exact resumption."""
+import json
+import os
+import signal
+from pathlib import Path
+
+import pytest
+from safetensors.torch import load_file
+
+from helpers import TINY
+from ganforge.config import Config, parse_override, set_value, validate
+from ganforge.errors import GanforgeError
+from ganforge.training.checkpoint import latest_checkpoint
+from ganforge.training.loop import Trainer
+
+
+def tiny_config(data: Path, *extra: str) -> Config:
+    cfg = Config()
+    for text in [f"data.source={data}", *TINY, *extra]:
+        set_value(cfg, *parse_override(text))
+    return validate(cfg)
+
+
+def weights(run: Path) -> dict:
+    ckpt = latest_checkpoint(run)
+    return {name: load_file(str(ckpt / f"{name}.safetensors")) for name in ("generator", "discriminator")}
+
+
+def assert_same_weights(a: dict, b: dict):
+    for net in a:
+        assert a[net].keys() == b[net].keys()
+        for key in a[net]:
+            assert a[net][key].equal(b[net][key]), f"{net}.{key} differs"
+
+
+def test_stops_at_max_steps_and_writes_run_folder(tiny_npz, tmp_path):
+    run = tmp_path / "run"
+    summary = Trainer(tiny_config(tiny_npz, "train.max_steps=5"), run).run()
+    assert summary["step"] == 5 and summary["reason"] == "reached the step/epoch limit"
+    assert (run / "config.json").is_file() and (run / "samples" / "latest.png").is_file()
+    log = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [2, 4, 5]
+    assert {"loss_d", "loss_g", "d_real", "d_fake", "images_per_sec", "epoch"} <= set(log[0])
+    ckpt = latest_checkpoint(run)
+    assert ckpt.name == "step-00000005"
+    meta = json.loads((ckpt / "generator.json").read_text())
+    assert meta["model"]["resolution"] == 16 and meta["geometry"]["height"] == 14
+
+
+def test_epoch_limit(tiny_npz, tmp_path):
+    # 40 images, batch 8 -> 5 batches per epoch; 2 D steps per G step -> 1 epoch = 3 G steps (rounded up)
+    summary = Trainer(tiny_config(tiny_npz, "train.max_epochs=1", "train.d_steps=2"), tmp_path / "r").run()
+    assert summary["step"] == 3
+
+
+@pytest.mark.parametrize("extra", [[], ["train.d_steps=2", "g_optim.name=sgd"]])
+def test_resume_reaches_the_same_weights_bit_for_bit(tiny_npz, tmp_path, extra):
+    straight = tmp_path / "straight"
+    Trainer(tiny_config(tiny_npz, "train.max_steps=8", *extra), straight).run()
+
+    split = tmp_path / "split"
+    Trainer(tiny_config(tiny_npz, "train.max_steps=3", *extra), split).run()
+    Trainer(tiny_config(tiny_npz, "train.max_steps=8", *extra), split, resume=True).run()
+    assert_same_weights(weights(straight), weights(split))
+
+
+def test_interrupt_saves_and_resume_matches(tiny_npz, tmp_path):
+    straight = tmp_path / "straight"
+    Trainer(tiny_config(tiny_npz, "train.max_steps=10"), straight).run()
+
+    run = tmp_path / "interrupted"
+    trainer = Trainer(tiny_config(tiny_npz, "train.max_steps=10"), run)
+    summary = trainer.run(on_log=lambda rec: os.kill(os.getpid(), signal.SIGINT) if rec["step"] == 4 else None)
+    assert summary["interrupted"] and summary["step"] == 4
+    assert latest_checkpoint(run).name == "step-00000004"
+    Trainer(tiny_config(tiny_npz, "train.max_steps=10"), run, resume=True).run()
+    assert_same_weights(weights(straight), weights(run))
+
+
+def test_resume_refuses_different_data(tiny_npz, tmp_path):
+    run = tmp_path / "run"
+    Trainer(tiny_config(tiny_npz, "train.max_steps=2"), run).run()
+    other = tmp_path / "other.npz"
+    import numpy as np
+
+    np.savez(other, images=np.zeros((40, 14, 14), np.uint8))
+    with pytest.raises(GanforgeError, match="differ"):
+        Trainer(tiny_config(other, "train.max_steps=4"), run, resume=True)
+
+
+def test_old_checkpoints_pruned(tiny_npz, tmp_path):
+    run = tmp_path / "run"
+    Trainer(tiny_config(tiny_npz, "train.max_steps=6", "train.checkpoint_every=1", "train.keep_checkpoints=2"), run).run()
+    names = sorted(p.name for p in (run / "checkpoints").glob("step-*"))
+    assert names == ["step-00000005", "step-00000006"]
+    assert not list((run / "checkpoints").glob(".tmp-*"))
+
+
+def test_batch_larger_than_data(tiny_npz, tmp_path):
+    with pytest.raises(GanforgeError, match="fewer than one batch"):
+        Trainer(tiny_config(tiny_npz, "train.batch_size=64", "train.max_steps=1"), tmp_path / "r")

@@ -1,0 +1,75 @@
+import torch
+
+from ganforge.config import OptimizerConfig
+from ganforge.models import build_discriminator, build_generator, model_config
+from ganforge.training.runtime import Precision
+from ganforge.training.steps import d_step, g_step, make_optimizer
+
+FP32 = Precision("fp32", "cpu")
+
+
+def tiny_pair():
+    torch.manual_seed(0)
+    cfg = model_config("dcgan", resolution=16, channels=1, z_dim=8, g_width=8, d_width=8, d_norm="none")
+    return build_generator("dcgan", cfg), build_discriminator("dcgan", cfg)
+
+
+def params(module):
+    return [p.detach().clone() for p in module.parameters()]
+
+
+def changed(before, module):
+    return any(not torch.equal(a, b) for a, b in zip(before, module.parameters()))
+
+
+def test_d_step_updates_only_d_and_returns_detached_stats():
+    G, D = tiny_pair()
+    d_opt = make_optimizer(D.parameters(), OptimizerConfig())
+    g_before, d_before = params(G), params(D)
+    real = torch.rand(4, 1, 16, 16) * 2 - 1
+    fake = G(torch.randn(4, 8))
+    stats = d_step(D, d_opt, real, fake.detach(), "minimax", FP32)
+    assert changed(d_before, D) and not changed(g_before, G)
+    assert set(stats) == {"loss_d", "d_real", "d_fake"}
+    assert all(not v.requires_grad and v.dim() == 0 for v in stats.values())
+    assert 0 < stats["d_real"].item() < 1
+
+
+def test_g_step_updates_only_g():
+    G, D = tiny_pair()
+    g_opt = make_optimizer(G.parameters(), OptimizerConfig())
+    g_before, d_before = params(G), params(D)
+    stats = g_step(D, g_opt, G(torch.randn(4, 8)), "nonsaturating", FP32)
+    assert changed(g_before, G) and not changed(d_before, D)
+    assert all(p.grad is None for p in D.parameters())  # D's weight gradients were not computed
+    assert all(p.requires_grad for p in D.parameters())  # and D is trainable again afterwards
+    assert not stats["loss_g"].requires_grad
+
+
+def test_d_learns_to_separate_real_from_fixed_fakes():
+    G, D = tiny_pair()
+    d_opt = make_optimizer(D.parameters(), OptimizerConfig(lr=1e-3))
+    real = torch.ones(8, 1, 16, 16) * 0.8
+    fake = -torch.ones(8, 1, 16, 16) * 0.8
+    first = d_step(D, d_opt, real, fake, "minimax", FP32)["loss_d"].item()
+    for _ in range(20):
+        last = d_step(D, d_opt, real, fake, "minimax", FP32)
+    assert last["loss_d"].item() < first / 2
+    assert last["d_real"].item() > 0.7 > 0.3 > last["d_fake"].item()
+
+
+def test_bf16_step_runs_and_keeps_float32_weights():
+    G, D = tiny_pair()
+    bf16 = Precision("bf16", "cpu")
+    d_opt = make_optimizer(D.parameters(), OptimizerConfig())
+    with bf16.autocast():
+        fake = G(torch.randn(4, 8))
+    stats = d_step(D, d_opt, torch.zeros(4, 1, 16, 16), fake.detach(), "minimax", bf16)
+    assert torch.isfinite(stats["loss_d"]) and stats["loss_d"].dtype == torch.float32
+    assert all(p.dtype == torch.float32 for p in D.parameters())
+
+
+def test_sgd_optimizer():
+    G, _ = tiny_pair()
+    opt = make_optimizer(G.parameters(), OptimizerConfig(name="sgd", lr=0.01, momentum=0.5))
+    assert isinstance(opt, torch.optim.SGD) and opt.defaults["momentum"] == 0.5
