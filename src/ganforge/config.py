@@ -63,6 +63,7 @@ class OptimizerConfig:
 class TrainConfig:
     batch_size: int = 128
     d_steps: int = 1  # D updates per G update
+    ema_kimg: float = 0.0  # half-life of the moving average of G's weights, in thousands of images; 0: off
     max_steps: int | None = None  # G updates; training stops at the first limit reached
     max_epochs: float | None = None  # passes over the data (D's real batches); 20 when no limit is set
     max_time: str | None = None  # wall-clock budget, e.g. "90s", "10m", "2h"
@@ -268,6 +269,8 @@ def validate(cfg: Config) -> Config:
     for name, value in positive.items():
         if value <= 0:
             raise ConfigError(f"{name} must be positive, got {value}")
+    if t.ema_kimg < 0:
+        raise ConfigError("train.ema_kimg must be >= 0 (0 turns the average off)")
     if t.sample_every < 0:
         raise ConfigError("train.sample_every must be >= 0")
     if t.max_steps is not None and t.max_steps <= 0:

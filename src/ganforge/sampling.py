@@ -62,18 +62,20 @@ class TrainedGenerator:
         return to_pil(self.sample(n, seed))
 
 
-def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu") -> TrainedGenerator:
+def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu", ema: bool = True) -> TrainedGenerator:
     """Rebuild G from a run folder (its newest checkpoint) or a checkpoint folder.
 
-    Only ``generator.json`` and ``generator.safetensors`` are read; no code is unpickled.
+    With ``ema=True`` the moving average of G's weights is used when the run kept one.
+    Only ``generator*.json`` and ``generator*.safetensors`` are read; no code is unpickled.
     """
     folder = find_checkpoint(Path(path))
-    meta = read_network_meta(folder, "generator")
+    name = "generator_ema" if ema and (folder / "generator_ema.safetensors").is_file() else "generator"
+    meta = read_network_meta(folder, name)
     if meta.get("format") != GENERATOR_FORMAT:
         raise GanforgeError(f"{folder / 'generator.json'} is not a ganforge generator ({meta.get('format')!r})")
     cfg = model_config(meta["arch"], **meta["model"])
     G = build_generator(meta["arch"], cfg)
-    load_network_weights(folder, "generator", G)
+    load_network_weights(folder, name, G)
     G.to(device).eval()
     return TrainedGenerator(
         G=G,

@@ -53,7 +53,7 @@ def test_epoch_limit(tiny_npz, tmp_path):
     assert summary["step"] == 3
 
 
-@pytest.mark.parametrize("extra", [[], ["train.d_steps=2", "g_optim.name=sgd"]])
+@pytest.mark.parametrize("extra", [[], ["train.d_steps=2", "g_optim.name=sgd"], ["train.ema_kimg=0.05"]])
 def test_resume_reaches_the_same_weights_bit_for_bit(tiny_npz, tmp_path, extra):
     straight = tmp_path / "straight"
     Trainer(tiny_config(tiny_npz, "train.max_steps=8", *extra), straight).run()

@@ -15,6 +15,7 @@ def add_parser(sub) -> None:
     p.add_argument("--batch-size", type=int, default=500)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--nrow", type=int, help="images per grid row")
+    p.add_argument("--no-ema", action="store_true", help="use G's last weights, not their moving average")
     p.set_defaults(handler=run)
 
 
@@ -26,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     if args.n <= 0 or args.batch_size <= 0:
         raise GanforgeError("--n and --batch-size must be positive")
     kind = output_kind(args.out)
-    gen = load_generator(args.run, device=resolve_device(args.device))
+    gen = load_generator(args.run, device=resolve_device(args.device), ema=not args.no_ema)
     images = gen.sample(args.n, seed=args.seed, batch_size=args.batch_size, progress=args.n > args.batch_size)
     if kind == "grid":
         path = save_grid(images, args.out, nrow=args.nrow)

@@ -30,6 +30,7 @@ from .checkpoint import (
     load_state,
     save_checkpoint,
 )
+from .ema import EMA
 from .logging import RunLogger
 from .runtime import resolve_device, resolve_precision
 from .steps import d_step, g_step, make_optimizer
@@ -81,6 +82,7 @@ class Trainer:
         torch.manual_seed(t.seed)  # weight initialisation
         self.G = build_generator(m.arch, self.model_cfg).to(self.device)
         self.D = build_discriminator(m.arch, self.model_cfg).to(self.device)
+        self.ema = EMA(self.G, t.ema_kimg, t.batch_size) if t.ema_kimg > 0 else None
         self.g_opt = make_optimizer(self.G.parameters(), cfg.g_optim)
         self.d_opt = make_optimizer(self.D.parameters(), cfg.d_optim)
 
@@ -136,6 +138,8 @@ class Trainer:
                 fake = self.G(z)  # (B, C, R, R); keeps its graph only for the G step
             stats = d_step(self.D, self.d_opt, real, fake.detach(), loss.d, self.precision)
         stats.update(g_step(self.D, self.g_opt, fake, loss.g, self.precision))
+        if self.ema is not None:
+            self.ema.update(self.G)
         self.step += 1
         return stats
 
@@ -226,13 +230,19 @@ class Trainer:
 
     # ------------------------------------------------------------------ outputs
 
+    @property
+    def sampling_generator(self) -> torch.nn.Module:
+        """The weights used for samples: the moving average when enabled, else G itself."""
+        return self.ema.model if self.ema is not None else self.G
+
     def save_samples(self) -> Path:
         """A grid from the fixed noise: samples/step-NNNNNNNN.png (and samples/latest.png)."""
-        was_training = self.G.training
-        self.G.eval()
+        G = self.sampling_generator
+        was_training = G.training
+        G.eval()
         with torch.no_grad(), self.precision.autocast():
-            images = to_uint8(self.G(self.fixed_noise).float().cpu())
-        self.G.train(was_training)
+            images = to_uint8(G(self.fixed_noise).float().cpu())
+        G.train(was_training)
         images = self.dataset.geometry.restore(images)
         path = save_grid(images, self.run_dir / "samples" / f"step-{self.step:08d}.png")
         save_grid(images, self.run_dir / "samples" / "latest.png")
@@ -265,6 +275,8 @@ class Trainer:
             "generator": (self.G, self._meta(GENERATOR_FORMAT)),
             "discriminator": (self.D, self._meta(DISCRIMINATOR_FORMAT)),
         }
+        if self.ema is not None:
+            networks["generator_ema"] = (self.ema.model, self._meta(GENERATOR_FORMAT))
         return save_checkpoint(self.run_dir, self.step, networks, state, keep=self.cfg.train.keep_checkpoints)
 
     def _load(self, folder: Path | None) -> None:
@@ -278,6 +290,8 @@ class Trainer:
             )
         load_network_weights(folder, "generator", self.G)
         load_network_weights(folder, "discriminator", self.D)
+        if self.ema is not None:
+            load_network_weights(folder, "generator_ema", self.ema.model)
         self.g_opt.load_state_dict(state["g_opt"])
         self.d_opt.load_state_dict(state["d_opt"])
         torch.set_rng_state(state["rng_cpu"])
