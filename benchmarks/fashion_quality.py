@@ -32,7 +32,7 @@ def main():
     p.add_argument("samples", nargs="+")
     args = p.parse_args()
     train_x, train_y = load(args.train)
-    net = load_or_train(train_x, torch.from_numpy(train_y.astype(np.int64)))
+    net, _ = load_or_train(train_x, torch.from_numpy(train_y.astype(np.int64)))
     test_x, test_y = load(args.heldout)
     test_f, test_p = extract(net, test_x)
     acc = (test_p.argmax(1).numpy() == test_y).mean()

@@ -13,6 +13,20 @@ def _deterministic_threads():
     yield
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory):
+    """Downloads, domain networks and feature caches go to a temporary folder, never ~/.cache."""
+    import os
+
+    old = os.environ.get("GANFORGE_CACHE")
+    os.environ["GANFORGE_CACHE"] = str(tmp_path_factory.mktemp("ganforge-cache"))
+    yield
+    if old is None:
+        os.environ.pop("GANFORGE_CACHE", None)
+    else:
+        os.environ["GANFORGE_CACHE"] = old
+
+
 @pytest.fixture
 def tiny_npz(tmp_path: Path) -> Path:
     """40 grayscale 14x14 images with 2 labels: blobs whose brightness depends on the label."""

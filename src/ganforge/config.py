@@ -76,6 +76,10 @@ class TrainConfig:
     checkpoint_minutes: float = 10.0  # also checkpoint when this much time has passed since the last one
     keep_checkpoints: int = 2  # newest checkpoints kept on disk
     grid_size: int = 64  # images in each sample grid
+    eval_every: int = 0  # steps between evaluations against the training data (0: never)
+    eval_metrics: str = "fd"  # comma list (fd, kid, is, pr, dc, modes); the first one picks the best weights
+    eval_n: int = 5000  # generated images per evaluation (and at most this many real ones)
+    eval_extractor: str = "auto"  # auto | inception | domain
     tensorboard: bool = False  # also write TensorBoard logs (needs the tensorboard extra)
     progress: bool = True  # show a progress bar
 
@@ -237,6 +241,7 @@ _CHOICES = {
     "g_optim.name": ("adam", "sgd"),
     "d_optim.name": ("adam", "sgd"),
     "train.precision": ("auto", "fp32", "bf16"),
+    "train.eval_extractor": ("auto", "inception", "domain"),
 }
 
 DEFAULT_MAX_EPOCHS = 20.0
@@ -269,6 +274,16 @@ def validate(cfg: Config) -> Config:
     for name, value in positive.items():
         if value <= 0:
             raise ConfigError(f"{name} must be positive, got {value}")
+    if t.eval_every < 0 or t.eval_n < 2:
+        raise ConfigError("train.eval_every must be >= 0 and train.eval_n >= 2")
+    from .metrics.evaluate import parse_metrics
+
+    try:
+        parse_metrics(t.eval_metrics)
+    except Exception as exc:  # a GanforgeError with the list of metric names
+        raise ConfigError(f"train.eval_metrics: {exc}") from None
+    if "memorisation" in parse_metrics(t.eval_metrics):
+        raise ConfigError("train.eval_metrics: memorisation needs held-out images; use ganforge eval --real")
     if t.ema_kimg < 0:
         raise ConfigError("train.ema_kimg must be >= 0 (0 turns the average off)")
     if t.sample_every < 0:
@@ -292,5 +307,6 @@ RESUMABLE_KEYS = frozenset(
     for k in (
         "max_steps", "max_epochs", "max_time", "device", "log_every", "sample_every",
         "checkpoint_every", "checkpoint_minutes", "keep_checkpoints", "grid_size", "tensorboard", "progress",
+        "eval_every", "eval_metrics", "eval_n", "eval_extractor",
     )
 ) | {"data.cache_dir"}

@@ -79,6 +79,18 @@ def test_python_api(trained_run):
     assert gen.step == 4
 
 
+def test_eval_a_run_and_an_image_file(trained_run, tmp_path):
+    proc = ganforge("eval", trained_run, "--n", 40, "--metrics", "fd,kid,pr,dc", "--no-progress")
+    assert "fd_domain" in proc.stdout and "coverage_domain" in proc.stdout
+    saved = json.loads((trained_run / "eval" / "step-00000004.json").read_text())
+    assert saved["extractor"] == "domain" and saved["n_fake"] == 40
+    ganforge("sample", trained_run, "--n", 30, "--out", tmp_path / "s.npz")
+    out = tmp_path / "r.json"
+    ganforge("eval", tmp_path / "s.npz", "--real", trained_run.parent / "digits.npz", "--metrics", "fd", "--json", out)
+    assert json.loads(out.read_text())["fd_domain"] > 0
+    assert_clean_error(ganforge("eval", tmp_path / "s.npz", "--metrics", "fd", check=False), "--real")
+
+
 def test_dry_run_prints_resolved_config():
     proc = ganforge("train", "--dry-run", "--max-time", "10m", "--set", "model.d_norm=group")
     assert "max_time: 10m" in proc.stdout and "d_norm: group" in proc.stdout

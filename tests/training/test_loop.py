@@ -53,7 +53,9 @@ def test_epoch_limit(tiny_npz, tmp_path):
     assert summary["step"] == 3
 
 
-@pytest.mark.parametrize("extra", [[], ["train.d_steps=2", "g_optim.name=sgd"], ["train.ema_kimg=0.05"]])
+@pytest.mark.parametrize("extra", [
+    [], ["train.d_steps=2", "g_optim.name=sgd"], ["train.ema_kimg=0.05", "train.eval_every=3", "train.eval_n=16"],
+])
 def test_resume_reaches_the_same_weights_bit_for_bit(tiny_npz, tmp_path, extra):
     straight = tmp_path / "straight"
     Trainer(tiny_config(tiny_npz, "train.max_steps=8", *extra), straight).run()
@@ -99,3 +101,18 @@ def test_old_checkpoints_pruned(tiny_npz, tmp_path):
 def test_batch_larger_than_data(tiny_npz, tmp_path):
     with pytest.raises(GanforgeError, match="fewer than one batch"):
         Trainer(tiny_config(tiny_npz, "train.batch_size=64", "train.max_steps=1"), tmp_path / "r")
+
+
+def test_periodic_evaluation_logs_and_keeps_best(tiny_npz, tmp_path):
+    run = tmp_path / "run"
+    Trainer(tiny_config(tiny_npz, "train.max_steps=4", "train.eval_every=2", "train.eval_n=16",
+                        "train.eval_metrics=fd,kid"), run).run()
+    evals = [r for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if "eval" in r]
+    assert [r["step"] for r in evals] == [2, 4]
+    assert {"fd_domain", "kid_domain", "extractor"} <= set(evals[0]["eval"])
+    best = json.loads((run / "best" / "best.json").read_text())
+    assert best["metric"] == "fd_domain"
+    assert best["value"] == min(r["eval"]["fd_domain"] for r in evals)
+    from ganforge import load_generator
+
+    assert load_generator(run / "best").step == best["step"]

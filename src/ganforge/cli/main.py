@@ -6,7 +6,7 @@ import sys
 
 from .. import __version__
 from ..errors import GanforgeError
-from . import data_cmd, sample_cmd, train_cmd
+from . import data_cmd, eval_cmd, sample_cmd, train_cmd
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -21,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     train_cmd.add_parser(sub)
     sample_cmd.add_parser(sub)
+    eval_cmd.add_parser(sub)
     data_cmd.add_parser(sub)
     return parser
 

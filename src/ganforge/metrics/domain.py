@@ -1,12 +1,18 @@
-"""A data-set-specific feature network: a compact CNN classifier trained on the real labels.
+"""Data-set-specific feature networks, trained once on the reference data and cached.
 
 Inception features (trained on ImageNet photos) describe small grayscale sets such as
-Fashion-MNIST poorly, and their weights may be unavailable offline. This network is trained
-once on the reference data set's own labels and cached by a hash of that data; its pooled
-penultimate activations (128 values) are the features for Fréchet distance and related
-metrics, and its softmax gives class histograms (mode coverage).
-Results from it are reported under their own names (``fd_domain``) and never mixed with
-Inception-based numbers.
+Fashion-MNIST poorly, and their weights may be unavailable offline. The domain network is
+a compact CNN trained on the reference data set itself:
+
+* with labels, a **classifier** trained on them (cross-entropy); its softmax also gives
+  class histograms for mode coverage and the Inception Score;
+* without labels, an **autoencoder** whose 128-value bottleneck must reconstruct the image
+  (mean squared error); there are no class probabilities then.
+
+Either way the features are the encoder's globally pooled 128 activations. Networks are
+cached under ``<cache>/features/domain-<hash>/`` by a hash of the training images, labels
+and this recipe's version, so a data set trains its network once. Metric names carry the
+extractor (``fd_domain``), and numbers from different extractors are never mixed.
 """
 from __future__ import annotations
 
@@ -25,7 +31,8 @@ from ..models.layers import from_uint8
 
 INPUT_SIZE = 32
 FEATURE_DIM = 128
-VERSION = 1  # bump when the architecture or training recipe changes: invalidates caches
+MIN_UPDATES = 300  # optimiser steps a small data set still gets (see train_domain_net)
+VERSION = 3  # bump when an architecture or training recipe changes: invalidates caches
 
 
 def _block(c_in: int, c_out: int) -> list[nn.Module]:
@@ -33,7 +40,11 @@ def _block(c_in: int, c_out: int) -> list[nn.Module]:
 
 
 class DomainNet(nn.Module):
-    """(N, C, 32, 32) in [-1, 1] -> logits (N, classes); ``features`` gives (N, 128)."""
+    """Encoder (N, C, 32, 32) in [-1, 1] -> features (N, 128), with a classifier or decoder head.
+
+    ``classes > 0``: ``forward`` returns class logits (N, classes).
+    ``classes == 0``: an autoencoder; ``forward`` returns the reconstruction (N, C, 32, 32).
+    """
 
     def __init__(self, channels: int, classes: int):
         super().__init__()
@@ -44,7 +55,19 @@ class DomainNet(nn.Module):
             *_block(64, FEATURE_DIM), *_block(FEATURE_DIM, FEATURE_DIM),  # (N, 128, 8, 8)
             nn.AdaptiveAvgPool2d(1), nn.Flatten(),  # (N, 128)
         )
-        self.head = nn.Sequential(nn.Dropout(0.3), nn.Linear(FEATURE_DIM, classes))
+        if classes > 0:
+            self.head = nn.Sequential(nn.Dropout(0.3), nn.Linear(FEATURE_DIM, classes))
+        else:
+            self.head = nn.Sequential(
+                nn.Linear(FEATURE_DIM, 128 * 4 * 4), nn.Unflatten(1, (128, 4, 4)), nn.ReLU(),  # (N, 128, 4, 4)
+                nn.ConvTranspose2d(128, 64, 4, 2, 1), nn.ReLU(),  # (N, 64, 8, 8)
+                nn.ConvTranspose2d(64, 32, 4, 2, 1), nn.ReLU(),  # (N, 32, 16, 16)
+                nn.ConvTranspose2d(32, channels, 4, 2, 1), nn.Tanh(),  # (N, C, 32, 32)
+            )
+
+    @property
+    def is_classifier(self) -> bool:
+        return self.classes > 0
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
@@ -54,47 +77,65 @@ class DomainNet(nn.Module):
 
 
 def prepare(images: torch.Tensor) -> torch.Tensor:
-    """uint8 (N, C, H, W) of any size -> float (N, C, 32, 32) in [-1, 1]; bilinear resize if needed."""
+    """uint8 (N, C, H, W) of any size -> float (N, C, 32, 32) in [-1, 1]; antialiased bilinear resize if needed."""
     x = from_uint8(images)
     if x.shape[-2:] != (INPUT_SIZE, INPUT_SIZE):
         x = F.interpolate(x, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False, antialias=True)
     return x
 
 
-def data_hash(images: torch.Tensor, labels: torch.Tensor) -> str:
+def data_hash(images: torch.Tensor, labels: torch.Tensor | None) -> str:
     h = hashlib.sha256()
+    h.update(str((VERSION, tuple(images.shape))).encode())
     h.update(images.cpu().numpy().tobytes())
-    h.update(labels.cpu().numpy().tobytes())
-    h.update(str(VERSION).encode())
+    if labels is not None:
+        h.update(labels.cpu().numpy().astype("int64").tobytes())
     return h.hexdigest()[:16]
 
 
 def train_domain_net(
     images: torch.Tensor,  # (N, C, H, W) uint8
-    labels: torch.Tensor,  # (N,) int64
+    labels: torch.Tensor | None,  # (N,) int64, or None for an autoencoder
     epochs: int = 3,
-    batch_size: int = 256,
+    batch_size: int | None = None,
     seed: int = 0,
     progress: bool = True,
 ) -> DomainNet:
-    """Train the classifier with Adam and small random shifts (the images move by up to 2 px)."""
-    torch.manual_seed(seed)
-    classes = int(labels.max()) + 1
+    """Adam with a one-cycle schedule; the classifier also sees random shifts of up to 2 px.
+
+    ``batch_size`` None: 256 for large sets, smaller for small ones so that training still
+    takes at least ~300 updates (a 3,000-image set would otherwise get only 33).
+
+    The global random state is left as it was (training runs that evaluate stay reproducible).
+    """
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return _train(images, labels, epochs, batch_size, seed, progress)
+
+
+def _train(images, labels, epochs, batch_size, seed, progress) -> DomainNet:
+    if batch_size is None:
+        batch_size = int(min(256, max(32, len(images) * epochs // MIN_UPDATES)))
+    classes = int(labels.max()) + 1 if labels is not None else 0
     net = DomainNet(images.shape[1], classes)
+    steps = epochs * max(1, len(images) // batch_size)
     opt = torch.optim.Adam(net.parameters(), lr=2e-3)
-    steps = epochs * (len(images) // batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps)
     x_all = prepare(images)
     gen = torch.Generator().manual_seed(seed)
+    kind = "classifier" if classes else "autoencoder"
     net.train()
-    with tqdm(total=steps, desc="training domain network", unit="step", disable=not progress) as bar:
+    with tqdm(total=steps, desc=f"training domain {kind}", unit="step", disable=not progress) as bar:
         for _ in range(epochs):
             perm = torch.randperm(len(x_all), generator=gen)
-            for i in range(len(x_all) // batch_size):
+            for i in range(max(1, len(x_all) // batch_size)):
                 idx = perm[i * batch_size : (i + 1) * batch_size]
-                x = _random_shift(x_all[idx], gen)
+                x = x_all[idx]
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=_bf16()):
-                    loss = F.cross_entropy(net(x).float(), labels[idx])
+                    if classes:
+                        loss = F.cross_entropy(net(_random_shift(x, gen)).float(), labels[idx])
+                    else:
+                        loss = F.mse_loss(net(x).float(), x)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -116,39 +157,40 @@ def _bf16() -> bool:
 
 @torch.no_grad()
 def extract(net: DomainNet, images: torch.Tensor, batch_size: int = 500, progress: bool = False):
-    """uint8 (N, C, H, W) -> (features (N, 128) float32, class probabilities (N, classes))."""
+    """uint8 (N, C, H, W) -> (features (N, 128) float32, class probabilities (N, classes) or None)."""
     feats, probs = [], []
     net.eval()
-    with tqdm(total=len(images), desc="extracting features", unit="img", disable=not progress) as bar:
+    with tqdm(total=len(images), desc="domain features", unit="img", disable=not progress) as bar:
         for chunk in images.split(batch_size):
             f = net.features(prepare(chunk))
             feats.append(f)
-            probs.append(torch.softmax(net.head(f), dim=1))
+            if net.is_classifier:
+                probs.append(torch.softmax(net.head(f), dim=1))
             bar.update(len(chunk))
-    return torch.cat(feats), torch.cat(probs)
-
-
-def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
-    from ..data.named import default_cache_dir
-
-    return Path(cache_dir) if cache_dir else default_cache_dir()
+    return torch.cat(feats), (torch.cat(probs) if probs else None)
 
 
 def load_or_train(
-    images: torch.Tensor, labels: torch.Tensor, cache_dir: str | os.PathLike | None = None, progress: bool = True
-) -> DomainNet:
-    """The domain network for this labelled data set, trained once and cached by the data's hash."""
-    folder = cache_root(cache_dir) / "features" / f"domain-{data_hash(images, labels)}"
+    images: torch.Tensor,
+    labels: torch.Tensor | None,
+    cache_dir: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> tuple[DomainNet, str]:
+    """The domain network for this data set and its cache key, trained once and then read from the cache."""
+    from ..data.named import default_cache_dir
+
+    key = data_hash(images, labels)
+    folder = (Path(cache_dir) if cache_dir else default_cache_dir()) / "features" / f"domain-{key}"
     weights, meta = folder / "domain.safetensors", folder / "domain.json"
     if weights.is_file() and meta.is_file():
         info = json.loads(meta.read_text())
         net = DomainNet(info["channels"], info["classes"])
         net.load_state_dict(load_file(str(weights)))
-        return net.eval()
+        return net.eval(), key
     net = train_domain_net(images, labels, progress=progress)
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / "domain.safetensors.tmp"
     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp))
     os.replace(tmp, weights)
-    meta.write_text(json.dumps({"channels": net.channels, "classes": net.classes, "version": VERSION}))
-    return net
+    meta.write_text(json.dumps({"channels": net.channels, "classes": net.classes, "version": VERSION}) + "\n")
+    return net, key

@@ -68,6 +68,23 @@ def save_checkpoint(
     return final
 
 
+def save_best(run_dir: Path, module: nn.Module, meta: dict[str, Any], info: dict[str, Any]) -> Path:
+    """Keep the generator with the best evaluation so far in ``run_dir/best`` (replaced atomically)."""
+    final = Path(run_dir) / "best"
+    tmp = Path(run_dir) / ".tmp-best"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    write_network(tmp, "generator", module, meta)
+    (tmp / "best.json").write_text(json.dumps(info, indent=2) + "\n")
+    old = Path(run_dir) / ".old-best"
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        os.replace(final, old)
+    os.replace(tmp, final)
+    shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
 def _atomic_write_text(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w") as fh:

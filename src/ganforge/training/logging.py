@@ -41,6 +41,7 @@ class RunLogger:
                 ) from None
             self.writer = SummaryWriter(str(Path(run_dir) / "tensorboard"))
         self._postfix: dict[str, str] = {}
+        self._eval_postfix: dict[str, str] = {}
 
     def log(self, record: dict[str, Any]) -> None:
         with open(self.path, "a") as fh:
@@ -57,6 +58,18 @@ class RunLogger:
                 if key != "step" and isinstance(value, (int, float)):
                     self.writer.add_scalar(key, value, record["step"])
 
+    def log_eval(self, record: dict[str, Any], best: dict[str, Any] | None) -> None:
+        """An evaluation: appended to the log; its first metric and the best so far go on the bar."""
+        with open(self.path, "a") as fh:
+            fh.write(json.dumps(record) + "\n")
+        if best is not None:
+            self._eval_postfix = {best["metric"]: f"{record['eval'][best['metric']]:.3g}",
+                                  "best": f"{best['value']:.3g}@{best['step']}"}
+        if self.writer is not None:
+            for key, value in record["eval"].items():
+                if isinstance(value, (int, float)):
+                    self.writer.add_scalar(f"eval/{key}", value, record["step"])
+
     def advance(self, step: int, elapsed: float) -> None:
         if self._start[1] is None:
             self._start = (step, elapsed)
@@ -70,7 +83,7 @@ class RunLogger:
         if self.max_time is not None and step % 10 == 0:
             self._postfix["time left"] = _format_seconds(self.max_time - elapsed)
         if self._postfix and step % 10 == 0:
-            self.bar.set_postfix(self._postfix, refresh=False)
+            self.bar.set_postfix({**self._postfix, **self._eval_postfix}, refresh=False)
 
     def close(self) -> None:
         self.bar.close()

@@ -28,6 +28,7 @@ from .checkpoint import (
     latest_checkpoint,
     load_network_weights,
     load_state,
+    save_best,
     save_checkpoint,
 )
 from .ema import EMA
@@ -94,13 +95,51 @@ class Trainer:
 
         self.step = 0  # G updates done
         self.real_batches = 0  # D updates done = real batches consumed
-        self.elapsed = 0.0  # training seconds, summed over resumed sessions
+        self.elapsed = 0.0  # wall-clock seconds of the training loop, summed over resumed sessions
         self.fingerprint = data_fingerprint(data.images)
+        self.best: dict[str, Any] | None = None  # {"metric", "value", "step"} of the best evaluation so far
+        self.evaluator = self._make_evaluator() if t.eval_every else None
         if resume:
             self._load(latest_checkpoint(self.run_dir))
         self._perm_epoch = -1
         self._perm = None
         self._stop_reason: str | None = None
+
+    # ------------------------------------------------------------------ evaluation
+
+    def _make_evaluator(self):
+        """Reference features of (up to eval_n) training images, computed once before training."""
+        from ..metrics.evaluate import Evaluator, parse_metrics
+
+        t = self.cfg.train
+        self.eval_metrics = parse_metrics(t.eval_metrics)
+        images, labels = self.dataset.images, self.dataset.labels
+        if len(images) > t.eval_n:
+            keep = torch.randperm(len(images), generator=torch.Generator().manual_seed(t.seed))[: t.eval_n].sort().values
+            images, labels = images[keep], (labels[keep] if labels is not None else None)
+        return Evaluator(self.dataset.geometry.restore(images), labels, extractor=t.eval_extractor,
+                         cache_dir=self.cfg.data.cache_dir, progress=t.progress)
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, Any]:
+        """Metrics of eval_n samples from the sampling generator (fixed noise seed) against the training data."""
+        from ..metrics.evaluate import primary_value
+
+        t = self.cfg.train
+        G = self.sampling_generator
+        was_training = G.training
+        G.eval()
+        z = torch.randn(t.eval_n, self.cfg.model.z_dim, generator=torch.Generator().manual_seed(t.seed + 2))
+        with self.precision.autocast():
+            fake = torch.cat([to_uint8(G(chunk.to(self.device)).float().cpu()) for chunk in z.split(500)])
+        G.train(was_training)
+        self.evaluator.progress = False
+        results = self.evaluator(self.dataset.geometry.restore(fake), self.eval_metrics)
+        key, value, higher = primary_value(self.eval_metrics[0], results)
+        if self.best is None or (value > self.best["value"] if higher else value < self.best["value"]):
+            self.best = {"metric": key, "value": value, "step": self.step}
+            save_best(self.run_dir, G, self._meta(GENERATOR_FORMAT), self.best)
+        return results
 
     # ------------------------------------------------------------------ data
 
@@ -180,12 +219,14 @@ class Trainer:
         previous_handler = signal.signal(signal.SIGINT, self._on_interrupt)
         self._stop_reason = self._should_stop(total)
         try:
+            start = time.perf_counter()  # the time budget counts everything the loop does
             while not self._stop_reason:
-                start = time.perf_counter()
                 stats = self.train_step()
                 sums += torch.stack([stats[k].float() for k in STAT_NAMES])
                 steps_since_log += 1
-                self.elapsed += time.perf_counter() - start
+                now = time.perf_counter()
+                self.elapsed += now - start
+                start = now
 
                 if self.step % t.log_every == 0 or self._should_stop(total):
                     now = time.perf_counter()
@@ -207,6 +248,10 @@ class Trainer:
                     steps_since_log, last_log = 0, time.perf_counter()
                 logger.advance(self.step, self.elapsed)
 
+                if t.eval_every and self.step % t.eval_every == 0:
+                    results = self.evaluate()
+                    logger.log_eval({"step": self.step, "epoch": round(self.epoch, 4), "eval": results},
+                                    self.best)
                 if t.sample_every and self.step % t.sample_every == 0:
                     self.save_samples()
                 minutes_since_ckpt = (time.perf_counter() - last_ckpt_time) / 60
@@ -270,6 +315,7 @@ class Trainer:
             "rng_cpu": torch.get_rng_state(),
             "noise_rng": self.noise_rng.get_state(),
             "fixed_noise": self.fixed_noise.cpu(),
+            "best": self.best,
         }
         networks = {
             "generator": (self.G, self._meta(GENERATOR_FORMAT)),
@@ -300,6 +346,7 @@ class Trainer:
         self.step = int(state["step"])
         self.real_batches = int(state["real_batches"])
         self.elapsed = float(state["elapsed"])
+        self.best = state.get("best")
 
 
 def train(cfg: Config, run_dir: str | Path, resume: bool = False) -> dict[str, Any]:

@@ -1,0 +1,92 @@
+"""End-to-end metric behaviour on real-looking data: the built-in shapes (always) and Fashion-MNIST (when present)."""
+import numpy as np
+import pytest
+import torch
+
+from ganforge.data import load_dataset
+from ganforge.errors import GanforgeError
+from ganforge.metrics.evaluate import Evaluator, parse_metrics, primary_value
+from ganforge.metrics.features import Extractor, cached_features
+from helpers import shared_file
+
+
+def split(source, n_train, n_test):
+    """Three disjoint random parts: train (n_train), test (n_test) and other real images (n_test)."""
+    ds = load_dataset(source, limit=n_train + 2 * n_test, progress=False)
+    images = ds.geometry.restore(ds.images)
+    perm = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))
+    parts = perm[:n_train], perm[n_train : n_train + n_test], perm[n_train + n_test :]
+    return [t for idx in parts for t in (images[idx], ds.labels[idx])]
+
+
+@pytest.fixture(scope="module")
+def shapes():
+    return split("builtin:shapes", 3000, 1000)
+
+
+def check_behaviour(train_x, train_y, test_x, test_y, other_x, other_y, n_classes, only_class=0,
+                    max_covered_for_one_class=1):
+    ev = Evaluator(test_x, test_y, train=train_x, train_labels=train_y, extractor="domain", progress=False)
+    metrics = parse_metrics("fd,kid,pr,dc,modes,memorisation")
+    self_fd = ev(test_x, ["fd"])["fd_domain"]
+    held = ev(other_x, metrics)  # other real images, unseen in training: near-ideal values
+    noise = ev(torch.randint(0, 256, test_x.shape, dtype=torch.uint8), ["fd"])["fd_domain"]
+    repeated = ev(test_x[:1].expand_as(test_x).contiguous(), ["fd", "pr"])
+    one_class = ev(test_x[test_y == only_class].repeat(n_classes, 1, 1, 1)[: len(test_x)], ["fd", "modes"])
+    copies = ev(train_x[: len(test_x)], ["memorisation"])
+
+    assert abs(self_fd) < 1e-6 * max(1.0, held["fd_domain"])
+    assert held["fd_domain"] > 0
+    for bad in (noise, repeated["fd_domain"], one_class["fd_domain"]):
+        assert bad > 20 * held["fd_domain"]
+    assert held["classes_covered"] == n_classes and held["classes_missing"] == []
+    assert held["memorisation_near_copy_share"] < 0.05 and copies["memorisation_near_copy_share"] > 0.95
+    # a classifier trained on a few thousand images confuses a little: a lone class may leak into 1-2 others
+    assert one_class["classes_covered"] <= max_covered_for_one_class
+    assert len(one_class["classes_missing"]) >= n_classes - max_covered_for_one_class
+    assert held["precision_domain"] > 0.6 and held["recall_domain"] > 0.6 and held["coverage_domain"] > 0.6
+    assert repeated["recall_domain"] < 0.05
+    return held, copies
+
+
+def test_metric_behaviour_on_shapes(shapes):
+    held, _ = check_behaviour(*shapes, n_classes=5)
+    assert held["kid_domain"] < 0.01
+
+
+def test_metric_behaviour_on_fashion_mnist():
+    path = str(shared_file("fashion-mnist.npz"))
+    check_behaviour(*split(path, 4000, 1000), n_classes=10, only_class=1, max_covered_for_one_class=3)  # trousers: rarely confused
+
+
+def test_cached_reference_features_reused_and_invalidated(tmp_path):
+    calls = []
+
+    def fn(batch):
+        calls.append(len(batch))
+        return batch.float().flatten(1)[:, :4], None
+
+    ext = Extractor("toy", "toy-v1", fn)
+    images = torch.randint(0, 256, (10, 1, 4, 4), dtype=torch.uint8)
+    a = cached_features(ext, images, tmp_path, progress=False)
+    b = cached_features(ext, images, tmp_path, progress=False)
+    assert calls == [10] and np.array_equal(a.features, b.features)  # second call read the cache
+    cached_features(ext, images[:9], tmp_path, progress=False)  # other data: recomputed
+    cached_features(Extractor("toy", "toy-v2", fn), images, tmp_path, progress=False)  # other network: recomputed
+    assert calls == [10, 9, 10]
+
+
+def test_shape_mismatch_and_unknown_metric(shapes):
+    train_x, train_y, test_x, test_y, _, _ = shapes
+    ev = Evaluator(test_x, test_y, extractor="domain", progress=False)
+    with pytest.raises(GanforgeError, match="generated images are"):
+        ev(torch.zeros(4, 1, 32, 32, dtype=torch.uint8), ["fd"])
+    with pytest.raises(GanforgeError, match="unknown metric"):
+        parse_metrics("fd,sharpness")
+    with pytest.raises(GanforgeError, match="held-out"):
+        ev(test_x, ["memorisation"])
+
+
+def test_primary_value_direction():
+    assert primary_value("fd", {"fd_domain": 3.0}) == ("fd_domain", 3.0, False)
+    assert primary_value("dc", {"density_domain": 1.0, "coverage_domain": 0.5}) == ("coverage_domain", 0.5, True)
