@@ -25,6 +25,8 @@ FLAG_KEYS = {
     "device": "train.device",
     "seed": "train.seed",
     "sample_every": "train.sample_every",
+    "eval_every": "train.eval_every",
+    "ema_kimg": "train.ema_kimg",
     "g_loss": "loss.g",
     "optimizer": None,  # sets both g_optim.name and d_optim.name
     "lr": None,  # sets both learning rates
@@ -53,6 +55,8 @@ def add_parser(sub) -> None:
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--seed", type=int)
     p.add_argument("--sample-every", type=int, help="steps between sample grids")
+    p.add_argument("--eval-every", type=int, help="steps between evaluations (metrics in the log, best weights kept)")
+    p.add_argument("--ema-kimg", type=float, help="half-life of G's weight average in thousands of images (0: off)")
     p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard logs")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
