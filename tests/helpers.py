@@ -22,3 +22,13 @@ def shared_file(name: str) -> Path:
     if not path.is_file():
         pytest.skip(f"{path} not present")
     return path
+
+
+def tiny_config(data: Path, *extra: str):
+    """A validated Config for a tiny DCGAN on ``data``, with ``section.key=value`` overrides."""
+    from ganforge.config import Config, parse_override, set_value, validate
+
+    cfg = Config()
+    for text in [f"data.source={data}", *TINY, *extra]:
+        set_value(cfg, *parse_override(text))
+    return validate(cfg)

@@ -41,12 +41,44 @@ class ModelConfig:
     d_width: int = 64  # D's base width (channels of its first layer)
     g_norm: str = "batch"  # batch | group | none
     d_norm: str = "batch"  # batch | group | none (differential privacy needs group or none)
+    d_spectral_norm: bool = False  # spectral normalisation of D's layers
+    g_spectral_norm: bool = False  # spectral normalisation of G's layers
+    d_dropout: float = 0.0  # dropout after each hidden D layer
+    d_mbstd: bool = False  # minibatch standard-deviation feature before D's last layer
 
 
 @dataclass
 class LossConfig:
     d: str = "minimax"  # D's loss: minimax
     g: str = "nonsaturating"  # G's loss: nonsaturating | saturating (the original minimax form)
+
+
+@dataclass
+class RegularizerConfig:
+    r1_gamma: float = 0.0  # R1: gamma/2 * E|grad_x D(x)|^2 on real images (0: off)
+    r2_gamma: float = 0.0  # R2: the same on generated images
+    r_interval: int = 1  # lazy regularisation: apply R1/R2 every k D steps, scaled by k
+    gp_weight: float = 0.0  # WGAN-GP gradient penalty weight (0: off)
+    clip_weights: float = 0.0  # WGAN weight clipping of D's parameters to [-c, c] (0: off)
+    g_clip_norm: float = 0.0  # clip G's gradient norm (0: off)
+    d_clip_norm: float = 0.0  # clip D's gradient norm (0: off)
+    label_smoothing: float = 0.0  # one-sided: D's real target 1 - s (minimax loss)
+    instance_noise: float = 0.0  # std of Gaussian noise added to D's real and fake inputs
+    augment: str = ""  # differentiable augmentation for D's inputs: comma list of translation, cutout, colour
+    augment_p: float = 1.0  # probability of each augmentation (the starting value with ada)
+    ada: bool = False  # adapt the augmentation probability to D's overfitting (r_t = E[sign D(x)])
+    ada_target: float = 0.6
+    ada_kimg: float = 100.0  # thousands of images for the probability to move from 0 to 1
+
+
+@dataclass
+class MonitorConfig:
+    rollback: bool = True  # on NaN/Inf or exploding losses: reload the last good checkpoint, lower the lr
+    max_rollbacks: int = 3  # then stop with a clear message
+    rollback_lr_factor: float = 0.5  # learning rates are multiplied by this at each rollback
+    loss_limit: float = 1e4  # |loss| above this counts as divergence
+    collapse_ratio: float = 0.3  # diversity below this share of its running level raises a collapse warning
+    stop_on_collapse: bool = False  # stop training (after saving) when collapse is detected
 
 
 @dataclass
@@ -89,9 +121,11 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
+    reg: RegularizerConfig = field(default_factory=RegularizerConfig)
     g_optim: OptimizerConfig = field(default_factory=OptimizerConfig)
     d_optim: OptimizerConfig = field(default_factory=OptimizerConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -274,6 +308,26 @@ def validate(cfg: Config) -> Config:
     for name, value in positive.items():
         if value <= 0:
             raise ConfigError(f"{name} must be positive, got {value}")
+    r = cfg.reg
+    for name in ("r1_gamma", "r2_gamma", "gp_weight", "clip_weights", "g_clip_norm", "d_clip_norm",
+                 "label_smoothing", "instance_noise", "ada_kimg"):
+        if getattr(r, name) < 0:
+            raise ConfigError(f"reg.{name} must be >= 0")
+    if r.r_interval < 1:
+        raise ConfigError("reg.r_interval must be >= 1")
+    if not 0 <= r.augment_p <= 1 or not 0 <= r.label_smoothing < 1 or not 0 <= cfg.model.d_dropout < 1:
+        raise ConfigError("reg.augment_p must be in [0, 1]; reg.label_smoothing and model.d_dropout in [0, 1)")
+    augments = {"translation", "cutout", "colour", "color"}
+    for part in filter(None, (a.strip() for a in r.augment.split(","))):
+        if part not in augments:
+            raise ConfigError(f"unknown augmentation {part!r}; choose from translation, cutout, colour"
+                              f"{_suggest(part, augments)}")
+    if r.ada and not r.augment:
+        raise ConfigError("reg.ada adapts the augmentation probability: also set reg.augment")
+    m = cfg.monitor
+    if m.max_rollbacks < 0 or not 0 < m.rollback_lr_factor <= 1 or m.loss_limit <= 0 or not 0 <= m.collapse_ratio < 1:
+        raise ConfigError("monitor: max_rollbacks >= 0, 0 < rollback_lr_factor <= 1, loss_limit > 0, "
+                          "0 <= collapse_ratio < 1")
     if t.eval_every < 0 or t.eval_n < 2:
         raise ConfigError("train.eval_every must be >= 0 and train.eval_n >= 2")
     from .metrics.evaluate import parse_metrics
@@ -309,4 +363,4 @@ RESUMABLE_KEYS = frozenset(
         "checkpoint_every", "checkpoint_minutes", "keep_checkpoints", "grid_size", "tensorboard", "progress",
         "eval_every", "eval_metrics", "eval_n", "eval_extractor",
     )
-) | {"data.cache_dir"}
+) | {"data.cache_dir"} | {f"monitor.{k}" for k in MonitorConfig.__dataclass_fields__}

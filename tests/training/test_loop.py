@@ -7,18 +7,10 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
-from helpers import TINY
-from ganforge.config import Config, parse_override, set_value, validate
+from helpers import tiny_config
 from ganforge.errors import GanforgeError
 from ganforge.training.checkpoint import latest_checkpoint
 from ganforge.training.loop import Trainer
-
-
-def tiny_config(data: Path, *extra: str) -> Config:
-    cfg = Config()
-    for text in [f"data.source={data}", *TINY, *extra]:
-        set_value(cfg, *parse_override(text))
-    return validate(cfg)
 
 
 def weights(run: Path) -> dict:

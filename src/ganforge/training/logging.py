@@ -53,10 +53,18 @@ class RunLogger:
             "D(x)": f"{record['d_real']:.2f}",
             "D(G(z))": f"{record['d_fake']:.2f}",
         }
+        if "diversity" in record:
+            self._postfix["div"] = f"{record['diversity']:.2f}"
         if self.writer is not None:
             for key, value in record.items():
                 if key != "step" and isinstance(value, (int, float)):
                     self.writer.add_scalar(key, value, record["step"])
+
+    def event(self, step: int, kind: str, message: str) -> None:
+        """Something the user must see (rollback, collapse warning): printed above the bar and logged."""
+        with open(self.path, "a") as fh:
+            fh.write(json.dumps({"step": step, "event": kind, "message": message}) + "\n")
+        tqdm.write(f"[step {step}] {kind}: {message}", file=sys.stderr)
 
     def log_eval(self, record: dict[str, Any], best: dict[str, Any] | None) -> None:
         """An evaluation: appended to the log; its first metric and the best so far go on the bar."""

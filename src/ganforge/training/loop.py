@@ -32,6 +32,7 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .ema import EMA
+from .monitor import HealthMonitor, weights_finite
 from .logging import RunLogger
 from .runtime import resolve_device, resolve_precision
 from .steps import d_step, g_step, make_optimizer
@@ -99,6 +100,9 @@ class Trainer:
         self.fingerprint = data_fingerprint(data.images)
         self.best: dict[str, Any] | None = None  # {"metric", "value", "step"} of the best evaluation so far
         self.evaluator = self._make_evaluator() if t.eval_every else None
+        self.rollbacks, self.lr_scale = 0, 1.0  # divergence recoveries so far, learning-rate multiplier
+        probe = torch.randperm(len(data), generator=torch.Generator().manual_seed(t.seed))[: max(t.grid_size, 2)]
+        self.monitor = HealthMonitor(cfg.monitor, from_uint8(data.images[probe]))
         if resume:
             self._load(latest_checkpoint(self.run_dir))
         self._perm_epoch = -1
@@ -218,6 +222,8 @@ class Trainer:
         last_ckpt_time = time.perf_counter()
         previous_handler = signal.signal(signal.SIGINT, self._on_interrupt)
         self._stop_reason = self._should_stop(total)
+        if latest_checkpoint(self.run_dir) is None:
+            self.save_checkpoint()  # step 0: a divergence can always roll back somewhere
         try:
             start = time.perf_counter()  # the time budget counts everything the loop does
             while not self._stop_reason:
@@ -230,20 +236,7 @@ class Trainer:
 
                 if self.step % t.log_every == 0 or self._should_stop(total):
                     now = time.perf_counter()
-                    values = (sums / steps_since_log).tolist()  # the one host sync per interval
-                    record = dict(zip(STAT_NAMES, values))
-                    record.update(
-                        step=self.step, epoch=round(self.epoch, 4), elapsed=round(self.elapsed, 2),
-                        images_per_sec=round(steps_since_log * t.batch_size * t.d_steps / (now - last_log), 1),
-                    )
-                    if not all(math.isfinite(v) for v in values):
-                        raise GanforgeError(
-                            f"training diverged at step {self.step} (a loss is {values}); "
-                            f"the last checkpoint is in {self.run_dir / 'checkpoints'}"
-                        )
-                    logger.log(record)
-                    if on_log:
-                        on_log(record)
+                    self._log_interval(sums / steps_since_log, steps_since_log, now - last_log, logger, on_log)
                     sums.zero_()
                     steps_since_log, last_log = 0, time.perf_counter()
                 logger.advance(self.step, self.elapsed)
@@ -267,6 +260,65 @@ class Trainer:
         return {"step": self.step, "reason": self._stop_reason, "checkpoint": str(folder),
                 "elapsed": self.elapsed, "interrupted": self._stop_reason == "interrupted"}
 
+    def _log_interval(self, means: torch.Tensor, steps: int, seconds: float, logger: RunLogger, on_log) -> None:
+        """One log line, then the health checks: divergence (roll back or stop) and collapse (warn)."""
+        t = self.cfg.train
+        record = dict(zip(STAT_NAMES, means.tolist()))  # the one host sync per interval
+        record.update(
+            step=self.step, epoch=round(self.epoch, 4), elapsed=round(self.elapsed, 2),
+            images_per_sec=round(steps * t.batch_size * t.d_steps / seconds, 1),
+            lr_g=self.g_opt.param_groups[0]["lr"], lr_d=self.d_opt.param_groups[0]["lr"],
+        )
+        reason = self.monitor.divergence(record)
+        if reason is None and not weights_finite(self.G, self.D):
+            reason = "the weights hold NaN or Inf"
+        if reason is not None:
+            logger.log(record)
+            self._rollback(reason, logger)
+            return
+        record["diversity"] = float(f"{self.monitor.diversity(self._fixed_noise_samples()):.4g}")
+        warning = self.monitor.collapse(record["diversity"])
+        logger.log(record)
+        if warning:
+            logger.event(self.step, "collapse_warning", warning)
+            if self.cfg.monitor.stop_on_collapse:
+                self._stop_reason = "stopped on mode collapse (monitor.stop_on_collapse)"
+        if on_log:
+            on_log(record)
+
+    def _rollback(self, reason: str, logger: RunLogger) -> None:
+        """Reload the newest checkpoint (only healthy ones are written) with lower learning rates."""
+        m = self.cfg.monitor
+        folder = latest_checkpoint(self.run_dir)
+        if not m.rollback or self.rollbacks >= m.max_rollbacks or folder is None:
+            tried = f" after {self.rollbacks} rollback(s)" if self.rollbacks else ""
+            raise GanforgeError(f"training diverged at step {self.step} ({reason}){tried}; "
+                                f"last good checkpoint: {folder or 'none'}")
+        diverged_at = self.step
+        rollbacks, lr_scale = self.rollbacks + 1, self.lr_scale * m.rollback_lr_factor
+        self._load(folder)
+        self.rollbacks, self.lr_scale = rollbacks, lr_scale
+        self._apply_lr_scale()
+        logger.event(self.step, "rollback",
+                     f"diverged at step {diverged_at} ({reason}); rolled back to step {self.step} with "
+                     f"learning rates x{self.lr_scale:g} (rollback {self.rollbacks} of {m.max_rollbacks})")
+
+    def _apply_lr_scale(self) -> None:
+        for opt, base in ((self.g_opt, self.cfg.g_optim.lr), (self.d_opt, self.cfg.d_optim.lr)):
+            for group in opt.param_groups:
+                group["lr"] = base * self.lr_scale
+
+    @torch.no_grad()
+    def _fixed_noise_samples(self) -> torch.Tensor:
+        """The sampling generator's outputs for the fixed noise, (grid_size, C, R, R) in [-1, 1]."""
+        G = self.sampling_generator
+        was_training = G.training
+        G.eval()
+        with self.precision.autocast():
+            images = G(self.fixed_noise).float()
+        G.train(was_training)
+        return images
+
     def _on_interrupt(self, signum, frame) -> None:
         """First Ctrl-C: finish the current step, save and stop. Second: stop at once."""
         if self._stop_reason == "interrupted":
@@ -282,13 +334,7 @@ class Trainer:
 
     def save_samples(self) -> Path:
         """A grid from the fixed noise: samples/step-NNNNNNNN.png (and samples/latest.png)."""
-        G = self.sampling_generator
-        was_training = G.training
-        G.eval()
-        with torch.no_grad(), self.precision.autocast():
-            images = to_uint8(G(self.fixed_noise).float().cpu())
-        G.train(was_training)
-        images = self.dataset.geometry.restore(images)
+        images = self.dataset.geometry.restore(to_uint8(self._fixed_noise_samples().cpu()))
         path = save_grid(images, self.run_dir / "samples" / f"step-{self.step:08d}.png")
         save_grid(images, self.run_dir / "samples" / "latest.png")
         return path
@@ -304,7 +350,10 @@ class Trainer:
             "ganforge_version": __version__,
         }
 
-    def save_checkpoint(self) -> Path:
+    def save_checkpoint(self) -> Path | None:
+        """Write a checkpoint unless the weights are no longer finite (the last good one stays the newest)."""
+        if not weights_finite(self.G, self.D):
+            return latest_checkpoint(self.run_dir)
         state = {
             "step": self.step,
             "real_batches": self.real_batches,
@@ -316,6 +365,9 @@ class Trainer:
             "noise_rng": self.noise_rng.get_state(),
             "fixed_noise": self.fixed_noise.cpu(),
             "best": self.best,
+            "rollbacks": self.rollbacks,
+            "lr_scale": self.lr_scale,
+            "monitor": self.monitor.state_dict(),
         }
         networks = {
             "generator": (self.G, self._meta(GENERATOR_FORMAT)),
@@ -347,6 +399,9 @@ class Trainer:
         self.real_batches = int(state["real_batches"])
         self.elapsed = float(state["elapsed"])
         self.best = state.get("best")
+        self.rollbacks, self.lr_scale = int(state["rollbacks"]), float(state["lr_scale"])
+        self._apply_lr_scale()
+        self.monitor.load_state_dict(state["monitor"])
 
 
 def train(cfg: Config, run_dir: str | Path, resume: bool = False) -> dict[str, Any]:
