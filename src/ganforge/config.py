@@ -145,16 +145,21 @@ class Config:
     @classmethod
     def load(cls, path: str | Path) -> "Config":
         """Read a YAML (or JSON) file; sections and keys as in :class:`Config`."""
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path} must hold a mapping of sections, got {type(data).__name__}")
-        return cls.from_dict(data)
+        return cls.from_dict(load_yaml_mapping(path))
+
+
+def load_yaml_mapping(path: str | Path) -> dict[str, Any]:
+    """A config file's {section: {key: value}} mapping, with one-line errors."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping of sections, got {type(data).__name__}")
+    return data
 
 
 # ---------------------------------------------------------------- overrides and checks
@@ -205,8 +210,9 @@ def set_value(cfg: Config, dotted: str, value: Any) -> None:
 
 def _coerce(name: str, value: Any, hint: Any) -> Any:
     allowed = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
-    if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
-        if type(None) in allowed:
+    nullable = type(None) in allowed
+    if value is None or (nullable and isinstance(value, str) and value.lower() in ("none", "null")):
+        if nullable:
             return None
         raise ConfigError(f"{name} cannot be empty")
     for typ in allowed:

@@ -1,11 +1,13 @@
+import pytest
 import torch
 
 from ganforge.config import OptimizerConfig
 from ganforge.models import build_discriminator, build_generator, model_config
 from ganforge.training.runtime import Precision
-from ganforge.training.steps import d_step, g_step, make_optimizer
+from ganforge.config import RegularizerConfig
+from ganforge.training.steps import StepOptions, d_step, g_step, make_optimizer
 
-FP32 = Precision("fp32", "cpu")
+FP32 = StepOptions(precision=Precision("fp32", "cpu"))
 
 
 def tiny_pair():
@@ -28,9 +30,9 @@ def test_d_step_updates_only_d_and_returns_detached_stats():
     g_before, d_before = params(G), params(D)
     real = torch.rand(4, 1, 16, 16) * 2 - 1
     fake = G(torch.randn(4, 8))
-    stats = d_step(D, d_opt, real, fake.detach(), "minimax", FP32)
+    stats = d_step(D, d_opt, real, fake.detach(), FP32)
     assert changed(d_before, D) and not changed(g_before, G)
-    assert set(stats) == {"loss_d", "d_real", "d_fake"}
+    assert set(stats) == {"loss_d", "d_real", "d_fake", "penalty_d", "grad_d"}
     assert all(not v.requires_grad and v.dim() == 0 for v in stats.values())
     assert 0 < stats["d_real"].item() < 1
 
@@ -39,11 +41,11 @@ def test_g_step_updates_only_g():
     G, D = tiny_pair()
     g_opt = make_optimizer(G.parameters(), OptimizerConfig())
     g_before, d_before = params(G), params(D)
-    stats = g_step(D, g_opt, G(torch.randn(4, 8)), "nonsaturating", FP32)
+    stats = g_step(D, g_opt, G(torch.randn(4, 8)), FP32)
     assert changed(g_before, G) and not changed(d_before, D)
     assert all(p.grad is None for p in D.parameters())  # D's weight gradients were not computed
     assert all(p.requires_grad for p in D.parameters())  # and D is trainable again afterwards
-    assert not stats["loss_g"].requires_grad
+    assert not stats["loss_g"].requires_grad and stats["grad_g"] > 0
 
 
 def test_d_learns_to_separate_real_from_fixed_fakes():
@@ -51,20 +53,20 @@ def test_d_learns_to_separate_real_from_fixed_fakes():
     d_opt = make_optimizer(D.parameters(), OptimizerConfig(lr=1e-3))
     real = torch.ones(8, 1, 16, 16) * 0.8
     fake = -torch.ones(8, 1, 16, 16) * 0.8
-    first = d_step(D, d_opt, real, fake, "minimax", FP32)["loss_d"].item()
+    first = d_step(D, d_opt, real, fake, FP32)["loss_d"].item()
     for _ in range(20):
-        last = d_step(D, d_opt, real, fake, "minimax", FP32)
+        last = d_step(D, d_opt, real, fake, FP32)
     assert last["loss_d"].item() < first / 2
     assert last["d_real"].item() > 0.7 > 0.3 > last["d_fake"].item()
 
 
 def test_bf16_step_runs_and_keeps_float32_weights():
     G, D = tiny_pair()
-    bf16 = Precision("bf16", "cpu")
+    bf16 = StepOptions(precision=Precision("bf16", "cpu"))
     d_opt = make_optimizer(D.parameters(), OptimizerConfig())
-    with bf16.autocast():
+    with bf16.precision.autocast():
         fake = G(torch.randn(4, 8))
-    stats = d_step(D, d_opt, torch.zeros(4, 1, 16, 16), fake.detach(), "minimax", bf16)
+    stats = d_step(D, d_opt, torch.zeros(4, 1, 16, 16), fake.detach(), bf16)
     assert torch.isfinite(stats["loss_d"]) and stats["loss_d"].dtype == torch.float32
     assert all(p.dtype == torch.float32 for p in D.parameters())
 
@@ -73,3 +75,36 @@ def test_sgd_optimizer():
     G, _ = tiny_pair()
     opt = make_optimizer(G.parameters(), OptimizerConfig(name="sgd", lr=0.01, momentum=0.5))
     assert isinstance(opt, torch.optim.SGD) and opt.defaults["momentum"] == 0.5
+
+
+def test_r1_penalty_is_added_on_its_lazy_interval_only():
+    G, D = tiny_pair()
+    d_opt = make_optimizer(D.parameters(), OptimizerConfig())
+    opts = StepOptions(precision=Precision("fp32", "cpu"), reg=RegularizerConfig(r1_gamma=10.0, r_interval=4))
+    real, fake = torch.rand(4, 1, 16, 16) * 2 - 1, G(torch.randn(4, 8)).detach()
+    assert d_step(D, d_opt, real, fake, opts, step=4)["penalty_d"] > 0
+    assert d_step(D, d_opt, real, fake, opts, step=5)["penalty_d"] == 0
+
+
+@pytest.mark.parametrize("loss", ["wasserstein", "hinge", "least_squares", "relativistic"])
+@pytest.mark.parametrize("augment", ["", "translation,cutout,colour"])
+def test_every_loss_pair_trains_a_step_with_clipping(loss, augment):
+    from ganforge.losses.adversarial import LOSS_PAIRS
+    from ganforge.training.augment import DiffAugment
+
+    G, D = tiny_pair()
+    d_loss_name, g_loss_name = LOSS_PAIRS[loss]
+    reg = RegularizerConfig(gp_weight=10.0 if loss == "wasserstein" else 0.0, d_clip_norm=1e-3, g_clip_norm=1e-3,
+                            instance_noise=0.1)
+    opts = StepOptions(d_loss=d_loss_name, g_loss=g_loss_name, precision=Precision("fp32", "cpu"), reg=reg,
+                       augment=DiffAugment(augment) if augment else None, rng=torch.Generator().manual_seed(0))
+    d_opt, g_opt = make_optimizer(D.parameters(), OptimizerConfig()), make_optimizer(G.parameters(), OptimizerConfig())
+    real = torch.rand(4, 1, 16, 16) * 2 - 1
+    fake = G(torch.randn(4, 8))
+    d_stats = d_step(D, d_opt, real, fake.detach(), opts)
+    clipped_d = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in D.parameters()]))
+    g_stats = g_step(D, g_opt, fake, opts, real=real)
+    clipped_g = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in G.parameters()]))
+    assert torch.isfinite(d_stats["loss_d"]) and torch.isfinite(g_stats["loss_g"])
+    assert d_stats["grad_d"] > 1e-3 and clipped_d <= 1e-3 * 1.001  # reported: norm before clipping
+    assert g_stats["grad_g"] > 1e-3 and clipped_g <= 1e-3 * 1.001

@@ -35,6 +35,8 @@ FLAG_KEYS = {
 
 def add_parser(sub) -> None:
     p = sub.add_parser("train", help="train a GAN", description="Train a GAN. Options not listed here: --set section.key=value.")
+    p.add_argument("--recipe", metavar="NAME", help="preset of options: classic (default) or stable; "
+                   "applied before --config and the other flags")
     p.add_argument("--config", metavar="FILE", help="YAML file with config sections (data, model, loss, g_optim, d_optim, train)")
     p.add_argument("--data", metavar="SOURCE", help="folder, .zip, .npz/.npy, mnist | fashion-mnist | cifar10, or builtin:shapes (default)")
     p.add_argument("--out", metavar="RUN", help="run folder (default: runs/NNNNN-<data>)")
@@ -100,8 +102,8 @@ def resolve(args: argparse.Namespace) -> tuple[Config, Path, bool]:
         saved = run_dir / "config.json"
         if not saved.is_file():
             raise GanforgeError(f"cannot resume: {saved} not found")
-        if args.config:
-            raise ConfigError("--config cannot be combined with --resume (the run's own config.json is used)")
+        if args.config or args.recipe:
+            raise ConfigError("--config and --recipe cannot be combined with --resume (the run's config.json is used)")
         cfg = Config.load(saved)
         for key, value in overrides:
             before = cfg.to_dict()
@@ -110,7 +112,15 @@ def resolve(args: argparse.Namespace) -> tuple[Config, Path, bool]:
                 raise ConfigError(f"{key} cannot change when resuming (it would change the training itself)")
         return validate(cfg), run_dir, True
 
-    cfg = Config.load(args.config) if args.config else Config()
+    from ..recipes import recipe_overrides
+
+    cfg = Config()
+    for key, value in recipe_overrides(args.recipe or "classic"):
+        set_value(cfg, key, value)
+    if args.config:
+        from ..config import apply_mapping, load_yaml_mapping
+
+        apply_mapping(cfg, load_yaml_mapping(args.config))
     for key, value in overrides:
         set_value(cfg, key, value)
     validate(cfg)

@@ -1,16 +1,20 @@
-"""Adversarial losses on logits.
+"""Adversarial losses on D's raw outputs (logits).
 
-D outputs a logit l with D(x) = sigmoid(l). Using log sigmoid(l) = -softplus(-l) and
-log(1 - sigmoid(l)) = -softplus(l) keeps every term finite for any logit, where the
-textbook Sigmoid + log form returns -inf once D saturates.
+D outputs a logit l with D(x) = sigmoid(l) for the probabilistic losses. Using
+log sigmoid(l) = -softplus(-l) and log(1 - sigmoid(l)) = -softplus(l) keeps every term finite
+for any logit, where the textbook Sigmoid + log form returns -inf once D saturates.
 
 The minimax game: D maximises V = E[log D(x)] + E[log(1 - D(G(z)))], i.e. minimises
     L_D = softplus(-l_real).mean() + softplus(l_fake).mean()
 G either minimises E[log(1 - D(G(z)))] ("saturating", the original minimax form, whose
-gradient vanishes while D confidently rejects the fakes), or minimises -E[log D(G(z))]
-("nonsaturating", the default, same fixed point with strong early gradients):
-    saturating:    L_G = -softplus(l_fake).mean()
-    nonsaturating: L_G =  softplus(-l_fake).mean()
+gradient vanishes while D confidently rejects the fakes), or -E[log D(G(z))]
+("nonsaturating", the default, same fixed point with strong early gradients).
+
+Other pairs (D loss / G loss):
+    wasserstein    E[D(G(z))] - E[D(x)]                  / -E[D(G(z))]
+    hinge          E[relu(1 - D(x))] + E[relu(1 + D(G(z)))] / -E[D(G(z))]
+    least_squares  0.5 E[(D(x) - 1)^2] + 0.5 E[D(G(z))^2]  / 0.5 E[(D(G(z)) - 1)^2]
+    relativistic   E[softplus(D(G(z)) - D(x))]            / E[softplus(D(x) - D(G(z)))]   (paired)
 """
 from __future__ import annotations
 
@@ -20,35 +24,82 @@ import torch.nn.functional as F
 from ..errors import ConfigError
 
 
-def _d_minimax(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
-    return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
+def _d_minimax(real: torch.Tensor, fake: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+    if label_smoothing:  # one-sided: the real target becomes 1 - s
+        target = torch.full_like(real, 1.0 - label_smoothing)
+        return F.binary_cross_entropy_with_logits(real, target) + F.softplus(fake).mean()
+    return F.softplus(-real).mean() + F.softplus(fake).mean()
 
 
-def _g_saturating(fake_logits: torch.Tensor) -> torch.Tensor:
-    return -F.softplus(fake_logits).mean()
+def _d_wasserstein(real, fake, label_smoothing=0.0):
+    return fake.mean() - real.mean()
 
 
-def _g_nonsaturating(fake_logits: torch.Tensor) -> torch.Tensor:
-    return F.softplus(-fake_logits).mean()
+def _d_hinge(real, fake, label_smoothing=0.0):
+    return F.relu(1 - real).mean() + F.relu(1 + fake).mean()
 
 
-D_LOSSES = {"minimax": _d_minimax}
-G_LOSSES = {"nonsaturating": _g_nonsaturating, "saturating": _g_saturating}
+def _d_least_squares(real, fake, label_smoothing=0.0):
+    return 0.5 * ((real - 1) ** 2).mean() + 0.5 * (fake**2).mean()
 
 
-def d_loss(name: str, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
-    """D's loss (to minimise). real_logits, fake_logits: (N,) -> scalar."""
+def _d_relativistic(real, fake, label_smoothing=0.0):
+    return F.softplus(fake - real).mean()  # pairs sample i of each batch
+
+
+def _g_saturating(fake, real=None):
+    return -F.softplus(fake).mean()
+
+
+def _g_nonsaturating(fake, real=None):
+    return F.softplus(-fake).mean()
+
+
+def _g_linear(fake, real=None):  # wasserstein and hinge
+    return -fake.mean()
+
+
+def _g_least_squares(fake, real=None):
+    return 0.5 * ((fake - 1) ** 2).mean()
+
+
+def _g_relativistic(fake, real=None):
+    if real is None:
+        raise ValueError("the relativistic G loss needs D's outputs on real images")
+    return F.softplus(real - fake).mean()
+
+
+D_LOSSES = {
+    "minimax": _d_minimax, "wasserstein": _d_wasserstein, "hinge": _d_hinge,
+    "least_squares": _d_least_squares, "relativistic": _d_relativistic,
+}
+G_LOSSES = {
+    "nonsaturating": _g_nonsaturating, "saturating": _g_saturating, "wasserstein": _g_linear,
+    "hinge": _g_linear, "least_squares": _g_least_squares, "relativistic": _g_relativistic,
+}
+LOSS_PAIRS = {  # the natural (D loss, G loss) pairing of each family
+    "minimax": ("minimax", "nonsaturating"),
+    "wasserstein": ("wasserstein", "wasserstein"),
+    "hinge": ("hinge", "hinge"),
+    "least_squares": ("least_squares", "least_squares"),
+    "relativistic": ("relativistic", "relativistic"),
+}
+G_NEEDS_REAL = {"relativistic"}
+
+
+def d_loss(name: str, real_logits: torch.Tensor, fake_logits: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+    """D's loss (to minimise). real_logits, fake_logits: (N,) -> scalar, in float32."""
     try:
         fn = D_LOSSES[name]
     except KeyError:
         raise ConfigError(f"unknown D loss {name!r}; choose one of {', '.join(D_LOSSES)}") from None
-    return fn(real_logits.float(), fake_logits.float())
+    return fn(real_logits.float(), fake_logits.float(), label_smoothing)
 
 
-def g_loss(name: str, fake_logits: torch.Tensor) -> torch.Tensor:
-    """G's loss (to minimise). fake_logits: (N,) -> scalar."""
+def g_loss(name: str, fake_logits: torch.Tensor, real_logits: torch.Tensor | None = None) -> torch.Tensor:
+    """G's loss (to minimise). fake_logits: (N,) -> scalar, in float32."""
     try:
         fn = G_LOSSES[name]
     except KeyError:
         raise ConfigError(f"unknown G loss {name!r}; choose one of {', '.join(G_LOSSES)}") from None
-    return fn(fake_logits.float())
+    return fn(fake_logits.float(), real_logits.float() if real_logits is not None else None)

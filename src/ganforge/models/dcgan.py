@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from .layers import check_channels, check_resolution, dcgan_init_, make_norm
+from .layers import MinibatchStdDev, apply_spectral_norm, check_channels, check_resolution, dcgan_init_, make_norm
 
 
 @dataclass
@@ -28,6 +28,10 @@ class DCGANConfig:
     d_width: int = 64  # channels of D's first layer
     g_norm: str = "batch"
     d_norm: str = "batch"
+    d_spectral_norm: bool = False  # spectral normalisation of every D layer
+    g_spectral_norm: bool = False
+    d_dropout: float = 0.0  # dropout after each hidden D layer
+    d_mbstd: bool = False  # minibatch standard-deviation channel before D's last layer
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -59,6 +63,8 @@ class DCGANGenerator(nn.Module):
         layers += [nn.ConvTranspose2d(widths[-1], cfg.channels, 4, 2, 1, bias=False), nn.Tanh()]
         self.net = nn.Sequential(*layers)
         dcgan_init_(self)
+        if cfg.g_spectral_norm:
+            apply_spectral_norm(self)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         # z: (N, z_dim) -> images (N, C, R, R) in [-1, 1]
@@ -71,19 +77,26 @@ class DCGANDiscriminator(nn.Module):
         check_channels(cfg.channels)
         stages = check_resolution(cfg.resolution) - 2
         widths = _widths(cfg.d_width, stages)
+        dropout = [nn.Dropout(cfg.d_dropout)] if cfg.d_dropout > 0 else []
         layers: list[nn.Module] = [
             nn.Conv2d(cfg.channels, widths[0], 4, 2, 1, bias=False),  # (N, w0, R/2, R/2)
             nn.LeakyReLU(0.2, inplace=True),
+            *dropout,
         ]
         for w_in, w_out in zip(widths[:-1], widths[1:]):
             layers += [
                 nn.Conv2d(w_in, w_out, 4, 2, 1, bias=cfg.d_norm == "none"),  # halves H and W
                 make_norm(cfg.d_norm, w_out),
                 nn.LeakyReLU(0.2, inplace=True),
+                *dropout,
             ]
-        layers.append(nn.Conv2d(widths[-1], 1, 4, 1, 0, bias=False))  # (N, 1, 1, 1)
+        if cfg.d_mbstd:
+            layers.append(MinibatchStdDev())  # (N, w + 1, 4, 4)
+        layers.append(nn.Conv2d(widths[-1] + int(cfg.d_mbstd), 1, 4, 1, 0, bias=False))  # (N, 1, 1, 1)
         self.net = nn.Sequential(*layers)
         dcgan_init_(self)
+        if cfg.d_spectral_norm:
+            apply_spectral_norm(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # x: (N, C, R, R) in [-1, 1] -> logits (N,)

@@ -69,3 +69,36 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
 def from_uint8(images: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Map uint8 pixels to [-1, 1]. (N, C, H, W) uint8 -> (N, C, H, W) float."""
     return images.to(dtype) / 127.5 - 1.0
+
+
+class MinibatchStdDev(nn.Module):
+    """Appends one feature map: the standard deviation of each feature over a group of samples,
+    averaged over channels and pixels, so D can see how varied a batch is. (N, C, H, W) -> (N, C + 1, H, W).
+
+    Mixes samples within a group: not for per-sample-gradient (differential privacy) training.
+    """
+
+    def __init__(self, group_size: int = 4):
+        super().__init__()
+        self.group_size = group_size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        g = min(self.group_size, n)
+        while n % g:  # largest group size <= group_size that divides the batch
+            g -= 1
+        y = x.float().reshape(g, n // g, c, h, w)  # sample i is grouped with i + k * (n // g)
+        y = (y - y.mean(0)).pow(2).mean(0).add(1e-8).sqrt()  # (n // g, C, H, W)
+        y = y.mean(dim=(1, 2, 3)).to(x.dtype)  # (n // g,)
+        y = y.view(1, -1, 1, 1, 1).expand(g, -1, 1, h, w).reshape(n, 1, h, w)
+        return torch.cat([x, y], dim=1)
+
+
+def apply_spectral_norm(module: nn.Module) -> nn.Module:
+    """Spectral normalisation (one power iteration per training forward) of every conv and linear layer."""
+    from torch.nn.utils.parametrizations import spectral_norm
+
+    for m in list(module.modules()):
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            spectral_norm(m)
+    return module

@@ -35,10 +35,12 @@ from .ema import EMA
 from .monitor import HealthMonitor, weights_finite
 from .logging import RunLogger
 from .runtime import resolve_device, resolve_precision
-from .steps import d_step, g_step, make_optimizer
+from .augment import AdaptiveAugment, DiffAugment
+from .steps import StepOptions, d_step, g_step, make_optimizer
 
 DISCRIMINATOR_FORMAT = "ganforge.discriminator/1"
-STAT_NAMES = ("loss_d", "loss_g", "d_real", "d_fake")
+STAT_NAMES = ("loss_d", "loss_g", "d_real", "d_fake", "penalty_d", "grad_d", "grad_g")
+ADA_INTERVAL = 4  # steps between adjustments of the adaptive augmentation probability
 
 
 def data_fingerprint(images: torch.Tensor) -> str:
@@ -80,6 +82,8 @@ class Trainer:
         self.model_cfg = model_config(
             m.arch, resolution=geometry.resolution, channels=geometry.channels, z_dim=m.z_dim,
             g_width=m.g_width, d_width=m.d_width, g_norm=m.g_norm, d_norm=m.d_norm,
+            d_spectral_norm=m.d_spectral_norm, g_spectral_norm=m.g_spectral_norm, d_dropout=m.d_dropout,
+            d_mbstd=m.d_mbstd,
         )
         torch.manual_seed(t.seed)  # weight initialisation
         self.G = build_generator(m.arch, self.model_cfg).to(self.device)
@@ -90,6 +94,13 @@ class Trainer:
 
         # Noise for training comes from its own generator so that its state can be saved.
         self.noise_rng = torch.Generator(self.device).manual_seed(t.seed)
+        reg = cfg.reg
+        augment = DiffAugment(reg.augment.replace("color", "colour"), p=reg.augment_p) if reg.augment else None
+        self.opts = StepOptions(
+            d_loss=cfg.loss.d, g_loss=cfg.loss.g, precision=self.precision, reg=reg, augment=augment,
+            ada=AdaptiveAugment(target=reg.ada_target, speed_kimg=reg.ada_kimg, p=reg.augment_p) if reg.ada else None,
+            rng=torch.Generator(self.device).manual_seed(t.seed + 3),  # augmentation, noise, GP interpolation
+        )
         self.fixed_noise = torch.randn(
             t.grid_size, m.z_dim, generator=torch.Generator().manual_seed(t.seed + 1)
         ).to(self.device)  # (grid_size, z_dim)
@@ -171,16 +182,19 @@ class Trainer:
 
     def train_step(self) -> dict[str, torch.Tensor]:
         """d_steps D updates, then one G update on the last fake batch (as in the original DCGAN loop)."""
-        loss = self.cfg.loss
         d_steps = self.cfg.train.d_steps
         for k in range(d_steps):
+            d_updates = self.real_batches  # before this batch: drives lazy regularisation
             real = self._real_batch()
             z = self._noise()
             last = k == d_steps - 1
             with torch.set_grad_enabled(last), self.precision.autocast():
                 fake = self.G(z)  # (B, C, R, R); keeps its graph only for the G step
-            stats = d_step(self.D, self.d_opt, real, fake.detach(), loss.d, self.precision)
-        stats.update(g_step(self.D, self.g_opt, fake, loss.g, self.precision))
+            stats = d_step(self.D, self.d_opt, real, fake.detach(), self.opts, step=d_updates)
+        stats.update(g_step(self.D, self.g_opt, fake, self.opts, real=real))
+        if self.opts.ada is not None and (self.step + 1) % ADA_INTERVAL == 0:
+            self.opts.ada.adjust(self.cfg.train.batch_size * d_steps * ADA_INTERVAL)
+            self.opts.augment.p = self.opts.ada.p
         if self.ema is not None:
             self.ema.update(self.G)
         self.step += 1
@@ -269,6 +283,8 @@ class Trainer:
             images_per_sec=round(steps * t.batch_size * t.d_steps / seconds, 1),
             lr_g=self.g_opt.param_groups[0]["lr"], lr_d=self.d_opt.param_groups[0]["lr"],
         )
+        if self.opts.ada is not None:
+            record["augment_p"] = round(float(self.opts.ada.p), 4)
         reason = self.monitor.divergence(record)
         if reason is None and not weights_finite(self.G, self.D):
             reason = "the weights hold NaN or Inf"
@@ -363,6 +379,8 @@ class Trainer:
             "d_opt": self.d_opt.state_dict(),
             "rng_cpu": torch.get_rng_state(),
             "noise_rng": self.noise_rng.get_state(),
+            "step_rng": self.opts.rng.get_state(),
+            "ada": self.opts.ada.state_dict() if self.opts.ada is not None else None,
             "fixed_noise": self.fixed_noise.cpu(),
             "best": self.best,
             "rollbacks": self.rollbacks,
@@ -394,6 +412,10 @@ class Trainer:
         self.d_opt.load_state_dict(state["d_opt"])
         torch.set_rng_state(state["rng_cpu"])
         self.noise_rng.set_state(state["noise_rng"])
+        self.opts.rng.set_state(state["step_rng"])
+        if self.opts.ada is not None:
+            self.opts.ada.load_state_dict(state["ada"])
+            self.opts.augment.p = self.opts.ada.p
         self.fixed_noise = state["fixed_noise"].to(self.device)
         self.step = int(state["step"])
         self.real_batches = int(state["real_batches"])

@@ -1,17 +1,53 @@
 """One discriminator update and one generator update.
 
-These are plain functions of (networks, optimiser, batch) so that wrappers for several
-GPUs (DDP), differential privacy or federated training can reuse them unchanged. They
-return detached tensors, never Python numbers: reading a value forces the host to wait
+These are plain functions of (networks, optimiser, batch, options) so that wrappers for
+several GPUs (DDP), differential privacy or federated training can reuse them unchanged.
+They return detached tensors, never Python numbers: reading a value forces the host to wait
 for the device, so the loop does it only at log intervals.
+
+Gradient penalties (R1, R2, WGAN-GP) take the input gradient with
+``autograd.grad(create_graph=True)`` and are added to the loss before one ordinary backward
+pass, the form that DDP and per-sample-gradient wrappers support.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from ..config import RegularizerConfig
 from ..losses import d_loss, g_loss
+from ..losses.adversarial import G_NEEDS_REAL
+from ..losses.regularizers import clip_weights_, grad_norm, gradient_penalty, instance_noise, r1_penalty, r2_penalty
+from .augment import AdaptiveAugment, DiffAugment
 from .runtime import Precision
+
+
+@dataclass
+class StepOptions:
+    """Everything a step needs besides the networks and the batch."""
+
+    d_loss: str = "minimax"
+    g_loss: str = "nonsaturating"
+    precision: Precision = Precision("fp32", "cpu")
+    reg: RegularizerConfig | None = None
+    augment: DiffAugment | None = None  # applied to real and fake alike, differentiably
+    ada: AdaptiveAugment | None = None  # adapts augment's probability from D's outputs on real images
+    rng: torch.Generator | None = None  # for augmentation, instance noise and penalty interpolation
+
+    def __post_init__(self):
+        if self.reg is None:
+            self.reg = RegularizerConfig()
+
+
+def _d_inputs(images: torch.Tensor, opts: StepOptions) -> torch.Tensor:
+    """What D sees: images with instance noise and augmentation, when configured."""
+    if opts.reg.instance_noise > 0:
+        images = instance_noise(images, opts.reg.instance_noise, opts.rng)
+    if opts.augment is not None:
+        images = opts.augment(images, opts.rng)
+    return images
 
 
 def d_step(
@@ -19,19 +55,44 @@ def d_step(
     d_opt: torch.optim.Optimizer,
     real: torch.Tensor,  # (N, C, R, R) in [-1, 1]
     fake: torch.Tensor,  # (N, C, R, R), detached from G's graph
-    loss_name: str,
-    precision: Precision,
+    opts: StepOptions,
+    step: int = 0,  # D updates so far, for lazy regularisation
 ) -> dict[str, torch.Tensor]:
-    """Minimise L_D = -E[log D(x)] - E[log(1 - D(G(z)))] with one summed backward pass."""
-    with precision.autocast():
-        real_logits = D(real)  # (N,)
-        fake_logits = D(fake)  # (N,)
-        loss = d_loss(loss_name, real_logits, fake_logits)
+    """Minimise D's loss (+ penalties) with one summed backward pass."""
+    reg = opts.reg
+    lazy = step % reg.r_interval == 0
+    use_r1, use_r2 = reg.r1_gamma > 0 and lazy, reg.r2_gamma > 0 and lazy
+    real_in = _d_inputs(real, opts).detach().requires_grad_(use_r1)
+    fake_in = _d_inputs(fake, opts).detach().requires_grad_(use_r2)
+    with opts.precision.autocast():
+        real_logits = D(real_in)  # (N,)
+        fake_logits = D(fake_in)  # (N,)
+    loss = d_loss(opts.d_loss, real_logits, fake_logits, label_smoothing=reg.label_smoothing)
+    total = loss
+    penalty = torch.zeros((), device=real.device)
+    if use_r1:  # lazy: every r_interval steps, scaled up by the interval
+        penalty = penalty + reg.r1_gamma / 2 * reg.r_interval * r1_penalty(real_logits.float(), real_in).mean()
+    if use_r2:
+        penalty = penalty + reg.r2_gamma / 2 * reg.r_interval * r2_penalty(fake_logits.float(), fake_in).mean()
+    if reg.gp_weight > 0:
+        with opts.precision.autocast():
+            penalty = penalty + reg.gp_weight * gradient_penalty(D, real.detach(), fake.detach(), opts.rng)
+    total = loss + penalty
     d_opt.zero_grad(set_to_none=True)
-    loss.backward()
+    total.backward()
+    if reg.d_clip_norm > 0:
+        norm = torch.nn.utils.clip_grad_norm_(D.parameters(), reg.d_clip_norm)
+    else:
+        norm = grad_norm(D.parameters())
     d_opt.step()
+    if reg.clip_weights > 0:
+        clip_weights_(D, reg.clip_weights)
+    if opts.ada is not None:
+        opts.ada.update(real_logits.detach())
     return {
         "loss_d": loss.detach(),
+        "penalty_d": penalty.detach(),
+        "grad_d": norm.detach(),
         "d_real": torch.sigmoid(real_logits.detach().float()).mean(),  # mean D(x)
         "d_fake": torch.sigmoid(fake_logits.detach().float()).mean(),  # mean D(G(z)) before the update
     }
@@ -41,21 +102,31 @@ def g_step(
     D: nn.Module,
     g_opt: torch.optim.Optimizer,
     fake: torch.Tensor,  # (N, C, R, R), still attached to G's graph
-    loss_name: str,
-    precision: Precision,
+    opts: StepOptions,
+    real: torch.Tensor | None = None,  # needed by relativistic losses (which therefore read real data)
 ) -> dict[str, torch.Tensor]:
     """Minimise G's loss on D's view of ``fake``; D's weights get no gradient."""
     D.requires_grad_(False)  # skip D's weight gradients: only G is updated here
     try:
-        with precision.autocast():
-            fake_logits = D(fake)
-            loss = g_loss(loss_name, fake_logits)
+        real_logits = None
+        with opts.precision.autocast():
+            fake_logits = D(_d_inputs(fake, opts))
+            if opts.g_loss in G_NEEDS_REAL:
+                if real is None:
+                    raise ValueError(f"the {opts.g_loss} G loss needs a real batch")
+                real_logits = D(_d_inputs(real, opts)).detach()
+        loss = g_loss(opts.g_loss, fake_logits, real_logits)
         g_opt.zero_grad(set_to_none=True)
         loss.backward()
+        params = [p for group in g_opt.param_groups for p in group["params"]]
+        if opts.reg.g_clip_norm > 0:
+            norm = torch.nn.utils.clip_grad_norm_(params, opts.reg.g_clip_norm)
+        else:
+            norm = grad_norm(params)
         g_opt.step()
     finally:
         D.requires_grad_(True)
-    return {"loss_g": loss.detach()}
+    return {"loss_g": loss.detach(), "grad_g": norm.detach()}
 
 
 def make_optimizer(params, cfg) -> torch.optim.Optimizer:

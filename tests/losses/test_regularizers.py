@@ -1,0 +1,36 @@
+import pytest
+import torch
+from torch import nn
+
+from ganforge.losses.regularizers import clip_weights_, grad_norm, gradient_penalty, r1_penalty
+
+
+def linear_d(w):
+    d = nn.Linear(len(w), 1, bias=False)
+    with torch.no_grad():
+        d.weight.copy_(torch.tensor([w]))
+    return lambda x: d(x.flatten(1)).flatten()
+
+
+def test_r1_of_a_linear_d_is_its_squared_weight_norm():
+    D = linear_d([3.0, 4.0])
+    x = torch.randn(5, 2, requires_grad=True)
+    torch.testing.assert_close(r1_penalty(D(x), x), torch.full((5,), 25.0))
+
+
+@pytest.mark.parametrize("w,expected", [([0.6, 0.8], 0.0), ([1.2, 1.6], 1.0)])
+def test_gradient_penalty_of_a_linear_d(w, expected):
+    D = linear_d(w)
+    gp = gradient_penalty(D, torch.randn(6, 2), torch.randn(6, 2), torch.Generator().manual_seed(0))
+    assert gp.item() == pytest.approx(expected, abs=1e-5)
+
+
+def test_clip_weights_and_grad_norm():
+    m = nn.Linear(3, 3)
+    with torch.no_grad():
+        m.weight.mul_(100)
+    clip_weights_(m, 0.01)
+    assert all(p.abs().max() <= 0.01 for p in m.parameters())
+    m.weight.grad = torch.full((3, 3), 1.0)
+    m.bias.grad = torch.full((3,), 1.0)
+    assert grad_norm(m.parameters()).item() == pytest.approx(12**0.5)
