@@ -91,6 +91,13 @@ def test_eval_a_run_and_an_image_file(trained_run, tmp_path):
     assert_clean_error(ganforge("eval", tmp_path / "s.npz", "--metrics", "fd", check=False), "--real")
 
 
+def test_recipes():
+    stable = ganforge("train", "--dry-run", "--recipe", "stable", "--set", "loss.g=nonsaturating").stdout
+    assert "d_spectral_norm: true" in stable and "  d: hinge" in stable
+    assert "  g: nonsaturating" in stable  # flags and --set apply after the recipe
+    assert_clean_error(ganforge("train", "--recipe", "sturdy", check=False), "unknown recipe")
+
+
 def test_dry_run_prints_resolved_config():
     proc = ganforge("train", "--dry-run", "--max-time", "10m", "--set", "model.d_norm=group")
     assert "max_time: 10m" in proc.stdout and "d_norm: group" in proc.stdout

@@ -47,6 +47,9 @@ def test_epoch_limit(tiny_npz, tmp_path):
 
 @pytest.mark.parametrize("extra", [
     [], ["train.d_steps=2", "g_optim.name=sgd"], ["train.ema_kimg=0.05", "train.eval_every=3", "train.eval_n=16"],
+    ["loss.d=relativistic", "loss.g=relativistic", "model.d_norm=none", "model.d_spectral_norm=true",
+     "model.d_mbstd=true", "model.d_dropout=0.1", "reg.augment=translation,cutout,colour", "reg.ada=true",
+     "reg.ada_kimg=0.1", "reg.r1_gamma=1", "reg.r2_gamma=1", "reg.r_interval=2", "reg.instance_noise=0.05"],
 ])
 def test_resume_reaches_the_same_weights_bit_for_bit(tiny_npz, tmp_path, extra):
     straight = tmp_path / "straight"
