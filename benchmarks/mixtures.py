@@ -4,7 +4,7 @@ Small MLP G and D are trained with ganforge's own step functions and each recipe
 regularisers, optimiser settings and weight average; then 2,500 samples are scored: modes
 covered and the share of high-quality samples (within 3 std of a mode), over several seeds.
 
-    python benchmarks/mixtures.py                 # both mixtures, classic vs stable, 3 seeds
+    python benchmarks/mixtures.py                 # both mixtures, every recipe, 3 seeds
     python benchmarks/mixtures.py --steps 2000    # quicker
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ from ganforge.data.mixtures import MIXTURES
 from ganforge.metrics.modes import mixture_modes
 from ganforge.models.layers import apply_spectral_norm
 from ganforge.models.mlp import MLPDiscriminator, MLPGenerator
-from ganforge.recipes import recipe_overrides
+from ganforge.recipes import RECIPES, recipe_overrides
 from ganforge.training.ema import EMA
 from ganforge.training.runtime import Precision
 from ganforge.training.steps import StepOptions, d_step, g_step, make_optimizer
@@ -64,7 +64,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--steps", type=int, default=5000)
     p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--recipes", default="classic,stable")
+    p.add_argument("--recipes", default=",".join(RECIPES))
     args = p.parse_args()
     torch.set_num_threads(1)
     print(f"{'mixture':<8} {'recipe':<8} {'modes covered per seed':<24} {'high-quality share':>19} {'s/run':>6}")

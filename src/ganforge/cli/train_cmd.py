@@ -35,7 +35,7 @@ FLAG_KEYS = {
 
 def add_parser(sub) -> None:
     p = sub.add_parser("train", help="train a GAN", description="Train a GAN. Options not listed here: --set section.key=value.")
-    p.add_argument("--recipe", metavar="NAME", help="preset of options: classic (default) or stable; "
+    p.add_argument("--recipe", metavar="NAME", help="preset of options (classic, the default); "
                    "applied before --config and the other flags")
     p.add_argument("--config", metavar="FILE", help="YAML file with config sections (data, model, loss, g_optim, d_optim, train)")
     p.add_argument("--data", metavar="SOURCE", help="folder, .zip, .npz/.npy, mnist | fashion-mnist | cifar10, or builtin:shapes (default)")
@@ -95,6 +95,21 @@ def next_run_dir(root: Path, source: str) -> Path:
     return root / f"{max(numbers, default=-1) + 1:05d}-{name}"
 
 
+def build_config(recipe: str | None, config_file: str | None, overrides: list[tuple[str, object]]) -> Config:
+    """Defaults, then the recipe, then the YAML file, then flags and --set pairs; validated."""
+    from ..config import apply_mapping, load_yaml_mapping
+    from ..recipes import recipe_overrides
+
+    cfg = Config()
+    for key, value in recipe_overrides(recipe or "classic"):
+        set_value(cfg, key, value)
+    if config_file:
+        apply_mapping(cfg, load_yaml_mapping(config_file))
+    for key, value in overrides:
+        set_value(cfg, key, value)
+    return validate(cfg)
+
+
 def resolve(args: argparse.Namespace) -> tuple[Config, Path, bool]:
     overrides = collect_overrides(args)
     if args.resume:
@@ -112,18 +127,7 @@ def resolve(args: argparse.Namespace) -> tuple[Config, Path, bool]:
                 raise ConfigError(f"{key} cannot change when resuming (it would change the training itself)")
         return validate(cfg), run_dir, True
 
-    from ..recipes import recipe_overrides
-
-    cfg = Config()
-    for key, value in recipe_overrides(args.recipe or "classic"):
-        set_value(cfg, key, value)
-    if args.config:
-        from ..config import apply_mapping, load_yaml_mapping
-
-        apply_mapping(cfg, load_yaml_mapping(args.config))
-    for key, value in overrides:
-        set_value(cfg, key, value)
-    validate(cfg)
+    cfg = build_config(args.recipe, args.config, overrides)
     run_dir = Path(args.out) if args.out else next_run_dir(Path("runs"), cfg.data.source)
     if (run_dir / "checkpoints").exists():
         raise GanforgeError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or pick another --out")
