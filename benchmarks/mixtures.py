@@ -6,17 +6,23 @@ covered and the share of high-quality samples (within 3 std of a mode), over sev
 
     python benchmarks/mixtures.py                 # both mixtures, every recipe, 3 seeds
     python benchmarks/mixtures.py --steps 2000    # quicker
+    python benchmarks/mixtures.py --recipes classic --set loss.d=hinge --set train.ema_kimg=1   # a candidate
+
+The networks take the recipe's D options that apply to vectors (spectral norm, dropout, minibatch
+standard deviation), its losses, regularisers, optimisers, D steps per G step and weight average;
+image augmentation does not apply to points and is left off.
 """
 from __future__ import annotations
 
 import argparse
 import statistics
 import time
+from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import torch
 
-from ganforge.config import Config, set_value, validate
+from ganforge.config import Config, parse_override, set_value, validate
 from ganforge.data.mixtures import MIXTURES
 from ganforge.metrics.modes import mixture_modes
 from ganforge.models.layers import apply_spectral_norm
@@ -27,30 +33,39 @@ from ganforge.training.runtime import Precision
 from ganforge.training.steps import StepOptions, d_step, g_step, make_optimizer
 
 
-def recipe_config(name: str) -> Config:
+def recipe_config(name: str, overrides: list[str] = ()) -> Config:
     cfg = Config()
     for key, value in recipe_overrides(name):
         set_value(cfg, key, value)
+    for text in overrides:
+        set_value(cfg, *parse_override(text))
+    cfg.reg.augment, cfg.reg.ada = "", False  # image augmentation does not apply to 2-D points
     return validate(cfg)
 
 
-def train_once(mixture: str, recipe: str, seed: int, steps: int, batch: int = 256) -> dict:
-    cfg = recipe_config(recipe)
+def train_once(mixture: str, cfg: Config, seed: int, steps: int, batch: int = 256) -> dict:
     data = MIXTURES[mixture](100_000, seed=seed)
     points = torch.from_numpy(data.points)
     torch.manual_seed(seed)
-    G, D = MLPGenerator(), MLPDiscriminator()
+    G = MLPGenerator()
+    D = MLPDiscriminator(dropout=cfg.model.d_dropout, mbstd=cfg.model.d_mbstd)
     if cfg.model.d_spectral_norm:
         apply_spectral_norm(D)
+    if cfg.model.g_spectral_norm:
+        apply_spectral_norm(G)
     ema = EMA(G, cfg.train.ema_kimg, batch) if cfg.train.ema_kimg > 0 else None
     g_opt, d_opt = make_optimizer(G.parameters(), cfg.g_optim), make_optimizer(D.parameters(), cfg.d_optim)
     opts = StepOptions(d_loss=cfg.loss.d, g_loss=cfg.loss.g, precision=Precision("fp32", "cpu"), reg=cfg.reg,
                        rng=torch.Generator().manual_seed(seed))
     gen = torch.Generator().manual_seed(seed)
-    for step in range(steps):
-        real = points[torch.randint(len(points), (batch,), generator=gen)]  # (B, 2)
-        fake = G(torch.randn(batch, G.z_dim, generator=gen))  # (B, 2)
-        d_step(D, d_opt, real, fake.detach(), opts, step=step)
+    d_updates = 0
+    for step in range(steps):  # as Trainer.train_step: d_steps D updates, G updated on the last fake batch
+        for k in range(cfg.train.d_steps):
+            real = points[torch.randint(len(points), (batch,), generator=gen)]  # (B, 2)
+            with torch.set_grad_enabled(k == cfg.train.d_steps - 1):
+                fake = G(torch.randn(batch, G.z_dim, generator=gen))  # (B, 2)
+            d_step(D, d_opt, real, fake.detach(), opts, step=d_updates)
+            d_updates += 1
         g_step(D, g_opt, fake, opts, real=real)
         if ema is not None:
             ema.update(G)
@@ -64,21 +79,37 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--steps", type=int, default=5000)
     p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--batch", type=int, default=256)
     p.add_argument("--recipes", default=",".join(RECIPES))
+    p.add_argument("--mixtures", default=",".join(MIXTURES))
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="change an option of every recipe (a candidate); repeatable")
+    p.add_argument("--jobs", type=int, default=1, help="runs in parallel, one thread each")
     args = p.parse_args()
     torch.set_num_threads(1)
+    recipes = args.recipes.split(",")
+    configs = {r: recipe_config(r, args.overrides) for r in recipes}
+    if args.overrides:
+        print("overrides:", " ".join(args.overrides))
     print(f"{'mixture':<8} {'recipe':<8} {'modes covered per seed':<24} {'high-quality share':>19} {'s/run':>6}")
-    for mixture in MIXTURES:
-        for recipe in args.recipes.split(","):
-            covered, hq, seconds = [], [], []
-            for seed in range(args.seeds):
-                start = time.perf_counter()
-                result = train_once(mixture, recipe, seed, args.steps)
-                seconds.append(time.perf_counter() - start)
-                covered.append(f"{result['modes_covered']}/{result['modes_total']}")
-                hq.append(result["high_quality_share"])
-            print(f"{mixture:<8} {recipe:<8} {' '.join(covered):<24} "
-                  f"{statistics.mean(hq):>12.3f} ± {np.std(hq):.3f} {statistics.mean(seconds):>6.1f}", flush=True)
+    runs = [(m, r, seed) for m in args.mixtures.split(",") for r in recipes for seed in range(args.seeds)]
+    with ProcessPoolExecutor(args.jobs, initializer=torch.set_num_threads, initargs=(1,)) as pool:
+        futures = {run: pool.submit(_timed, run[0], configs[run[1]], run[2], args.steps, args.batch)
+                   for run in runs}
+        for mixture in args.mixtures.split(","):
+            for recipe in recipes:
+                results = [futures[(mixture, recipe, seed)].result() for seed in range(args.seeds)]
+                covered = " ".join(f"{r['modes_covered']}/{r['modes_total']}" for r in results)
+                hq = [r["high_quality_share"] for r in results]
+                seconds = statistics.mean(r["seconds"] for r in results)
+                print(f"{mixture:<8} {recipe:<8} {covered:<24} "
+                      f"{statistics.mean(hq):>12.3f} ± {np.std(hq):.3f} {seconds:>6.1f}", flush=True)
+
+
+def _timed(mixture: str, cfg: Config, seed: int, steps: int, batch: int) -> dict:
+    start = time.perf_counter()
+    result = train_once(mixture, cfg, seed, steps, batch)
+    return {**result, "seconds": time.perf_counter() - start}
 
 
 if __name__ == "__main__":

@@ -98,3 +98,32 @@ def test_grid25_blurred_samples_lose_quality_not_modes():
     blurred = mix.points + np.random.default_rng(0).normal(0, 0.5, mix.points.shape)
     out = mixture_modes(blurred, mix.centers, mix.std)
     assert out["high_quality_share"] < 0.1
+
+
+def test_stacked_modes_counts_codes_and_kl():
+    from ganforge.metrics.modes import stacked_modes
+
+    all_modes = np.array([[a, b, c] for a in range(10) for b in range(10) for c in range(10)])
+    full = stacked_modes(all_modes)
+    assert full["modes_covered"] == 1000 and full["kl"] == pytest.approx(0.0, abs=1e-12)
+    one = stacked_modes(np.array([[1, 2, 3]] * 50))
+    assert one["modes_covered"] == 1 and one["kl"] == pytest.approx(np.log(1000))
+    half = stacked_modes(all_modes[:500])
+    assert half["modes_covered"] == 500 and half["kl"] == pytest.approx(np.log(2))
+    with pytest.raises(GanforgeError):
+        stacked_modes(np.array([[1, 2, 10]]))
+
+
+def test_channel_digits_classifies_each_channel_alone():
+    import torch
+
+    from ganforge.metrics.domain import train_domain_net
+    from ganforge.metrics.modes import channel_digits
+
+    gen = torch.Generator().manual_seed(0)
+    labels = torch.arange(300) % 3
+    images = (labels[:, None, None, None] * 120 + torch.randint(0, 8, (300, 1, 8, 8), generator=gen)).to(torch.uint8)
+    net = train_domain_net(images, labels, epochs=15, progress=False)
+    stacked = torch.cat([images[:30], images[1:31], images[2:32]], dim=1)  # (30, 3, 8, 8)
+    expected = torch.stack([labels[:30], labels[1:31], labels[2:32]], dim=1).numpy()
+    np.testing.assert_array_equal(channel_digits(net, stacked), expected)
