@@ -11,6 +11,7 @@ from .errors import ConfigError
 RECIPES: dict[str, dict[str, object]] = {
     "classic": {},
 }
+DEFAULT_RECIPE = "classic"  # what `ganforge train` applies when no --recipe is given
 
 
 def recipe_overrides(name: str) -> list[tuple[str, object]]:

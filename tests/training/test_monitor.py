@@ -92,3 +92,35 @@ def test_monitor_units():
     assert "NaN" in m.divergence({"loss_d": float("nan"), "loss_g": 1.0}).replace("nan", "NaN")
     assert "loss_limit" in m.divergence({"loss_d": 1.0, "loss_g": 1e6})
     assert m.divergence({"loss_d": 1.0, "loss_g": 2.0}) is None
+
+
+def test_classes_dropping_at_an_evaluation_warns():
+    m = HealthMonitor(MonitorConfig(), torch.rand(4, 1, 8, 8) * 2 - 1)
+    assert m.classes_dropped({"fd_domain": 3.0}) is None  # no class metric: nothing to judge
+    assert m.classes_dropped({"classes_covered": 10, "classes_total": 10}) is None
+    warning = m.classes_dropped({"classes_covered": 6, "classes_total": 10, "classes_missing": [1, 3, 5, 7]})
+    assert "6 of 10" in warning and "down from 10" in warning and "1, 3, 5, 7" in warning
+    restored = HealthMonitor(MonitorConfig(), torch.rand(4, 1, 8, 8) * 2 - 1)
+    restored.load_state_dict(m.state_dict())
+    assert restored.classes_dropped({"classes_covered": 9, "classes_total": 10}) is not None
+
+
+def test_planted_class_collapse_warns_through_evaluation(tiny_npz, tmp_path):
+    """G keeps varied pixels but every sample becomes the first noise vector's class: the pixel
+    signal may stay calm, the evaluation's class count falls and a warning is logged."""
+    run = tmp_path / "run"
+    trainer = Trainer(tiny_config(tiny_npz, "train.max_steps=12", "train.eval_every=4",
+                                  "train.eval_metrics=fd", "train.eval_n=64"), run)
+    covered = iter([3, 3, 1])
+    original = trainer.evaluate
+
+    def evaluate():
+        results = original()
+        results.update(classes_covered=next(covered), classes_total=3)  # planted class counts
+        return results
+
+    trainer.evaluate = evaluate
+    trainer.run()
+    evs, _ = events(run)
+    warnings = [e for e in evs if e["event"] == "collapse_warning"]
+    assert len(warnings) == 1 and "1 of 3 classes" in warnings[0]["message"] and warnings[0]["step"] == 12

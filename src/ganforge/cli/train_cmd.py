@@ -35,8 +35,10 @@ FLAG_KEYS = {
 
 def add_parser(sub) -> None:
     p = sub.add_parser("train", help="train a GAN", description="Train a GAN. Options not listed here: --set section.key=value.")
-    p.add_argument("--recipe", metavar="NAME", help="preset of options (classic, the default); "
-                   "applied before --config and the other flags")
+    from ..recipes import DEFAULT_RECIPE, RECIPES
+
+    p.add_argument("--recipe", metavar="NAME", help=f"preset of options: {', '.join(RECIPES)} "
+                   f"(default {DEFAULT_RECIPE}); applied before --config and the other flags")
     p.add_argument("--config", metavar="FILE", help="YAML file with config sections (data, model, loss, g_optim, d_optim, train)")
     p.add_argument("--data", metavar="SOURCE", help="folder, .zip, .npz/.npy, mnist | fashion-mnist | cifar10, or builtin:shapes (default)")
     p.add_argument("--out", metavar="RUN", help="run folder (default: runs/NNNNN-<data>)")
@@ -98,10 +100,10 @@ def next_run_dir(root: Path, source: str) -> Path:
 def build_config(recipe: str | None, config_file: str | None, overrides: list[tuple[str, object]]) -> Config:
     """Defaults, then the recipe, then the YAML file, then flags and --set pairs; validated."""
     from ..config import apply_mapping, load_yaml_mapping
-    from ..recipes import recipe_overrides
+    from ..recipes import DEFAULT_RECIPE, recipe_overrides
 
     cfg = Config()
-    for key, value in recipe_overrides(recipe or "classic"):
+    for key, value in recipe_overrides(recipe or DEFAULT_RECIPE):
         set_value(cfg, key, value)
     if config_file:
         apply_mapping(cfg, load_yaml_mapping(config_file))

@@ -259,6 +259,7 @@ class Trainer:
                     results = self.evaluate()
                     logger.log_eval({"step": self.step, "epoch": round(self.epoch, 4), "eval": results},
                                     self.best)
+                    self._collapse_warning(self.monitor.classes_dropped(results), logger)
                 if t.sample_every and self.step % t.sample_every == 0:
                     self.save_samples()
                 minutes_since_ckpt = (time.perf_counter() - last_ckpt_time) / 60
@@ -295,12 +296,15 @@ class Trainer:
         record["diversity"] = float(f"{self.monitor.diversity(self._fixed_noise_samples()):.4g}")
         warning = self.monitor.collapse(record["diversity"])
         logger.log(record)
+        self._collapse_warning(warning, logger)
+        if on_log:
+            on_log(record)
+
+    def _collapse_warning(self, warning: str | None, logger: RunLogger) -> None:
         if warning:
             logger.event(self.step, "collapse_warning", warning)
             if self.cfg.monitor.stop_on_collapse:
                 self._stop_reason = "stopped on mode collapse (monitor.stop_on_collapse)"
-        if on_log:
-            on_log(record)
 
     def _rollback(self, reason: str, logger: RunLogger) -> None:
         """Reload the newest checkpoint (only healthy ones are written) with lower learning rates."""

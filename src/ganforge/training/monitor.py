@@ -45,6 +45,7 @@ class HealthMonitor:
         self.real_level = max(mean_pairwise_distance(real_sample), 1e-8)
         self.running: float | None = None  # running level of the diversity signal
         self.readings = 0
+        self.most_classes = 0  # most classes covered at any evaluation so far
 
     def divergence(self, record: dict) -> str | None:
         """A reason string when the logged losses show divergence, else None."""
@@ -74,8 +75,26 @@ class HealthMonitor:
             self.running = diversity if self.running is None else 0.8 * self.running + 0.2 * diversity
         return warning
 
+    def classes_dropped(self, results: dict) -> str | None:
+        """A warning when an evaluation covers fewer classes than an earlier one did, else None.
+
+        Catches partial collapse that pixel diversity misses: G can stay varied in pixels while
+        whole classes disappear (seen with a D learning rate 4x G's on Fashion-MNIST).
+        """
+        covered = results.get("classes_covered")
+        if covered is None:
+            return None
+        warning = None
+        if covered < self.most_classes:
+            missing = results.get("classes_missing", [])
+            warning = (f"possible mode collapse: {covered} of {results.get('classes_total', '?')} classes covered, "
+                       f"down from {self.most_classes}" + (f" (missing: {', '.join(map(str, missing))})" if missing else ""))
+        self.most_classes = max(self.most_classes, int(covered))
+        return warning
+
     def state_dict(self) -> dict:
-        return {"running": self.running, "readings": self.readings}
+        return {"running": self.running, "readings": self.readings, "most_classes": self.most_classes}
 
     def load_state_dict(self, state: dict) -> None:
         self.running, self.readings = state["running"], int(state["readings"])
+        self.most_classes = int(state.get("most_classes", 0))
