@@ -1,11 +1,11 @@
 """Mode collapse on 2-D Gaussian mixtures (ring of 8, 5x5 grid of 25) for each recipe.
 
 Small MLP G and D are trained with ganforge's own step functions and each recipe's loss,
-regularisers, optimiser settings and weight average; then 2,500 samples are scored: modes
+regularisers, optimiser settings, batch size and weight average; then 2,500 samples are scored: modes
 covered and the share of high-quality samples (within 3 std of a mode), over several seeds.
 
     python benchmarks/mixtures.py                 # both mixtures, every recipe, 3 seeds
-    python benchmarks/mixtures.py --steps 2000    # quicker
+    python benchmarks/mixtures.py --steps 5000    # quicker
     python benchmarks/mixtures.py --recipes classic --set loss.d=hinge --set train.ema_kimg=1   # a candidate
 
 The networks take the recipe's D options that apply to vectors (spectral norm, dropout, minibatch
@@ -43,7 +43,8 @@ def recipe_config(name: str, overrides: list[str] = ()) -> Config:
     return validate(cfg)
 
 
-def train_once(mixture: str, cfg: Config, seed: int, steps: int, batch: int = 256) -> dict:
+def train_once(mixture: str, cfg: Config, seed: int, steps: int, batch: int | None = None) -> dict:
+    batch = batch or cfg.train.batch_size
     data = MIXTURES[mixture](100_000, seed=seed)
     points = torch.from_numpy(data.points)
     torch.manual_seed(seed)
@@ -77,9 +78,9 @@ def train_once(mixture: str, cfg: Config, seed: int, steps: int, batch: int = 25
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--steps", type=int, default=5000)
+    p.add_argument("--steps", type=int, default=20000)
     p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--batch", type=int, help="batch size (default: each recipe's train.batch_size)")
     p.add_argument("--recipes", default=",".join(RECIPES))
     p.add_argument("--mixtures", default=",".join(MIXTURES))
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
