@@ -21,7 +21,7 @@ RECIPES: dict[str, dict[str, object]] = {
         "train.batch_size": 64,
     },
 }
-DEFAULT_RECIPE = "classic"  # what `ganforge train` applies when no --recipe is given
+DEFAULT_RECIPE = "stable"  # what `ganforge train` applies when no --recipe is given
 
 
 def recipe_overrides(name: str) -> list[tuple[str, object]]:

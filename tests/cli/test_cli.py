@@ -93,13 +93,15 @@ def test_eval_a_run_and_an_image_file(trained_run, tmp_path):
 
 def test_recipes(monkeypatch):
     from ganforge.cli.train_cmd import build_config
+    from ganforge.config import Config, validate
     from ganforge.recipes import RECIPES
 
     monkeypatch.setitem(RECIPES, "sturdy", {"loss.d": "hinge", "loss.g": "hinge", "model.d_spectral_norm": True})
     cfg = build_config("sturdy", None, [("loss.g", "nonsaturating")])
     assert cfg.loss.d == "hinge" and cfg.model.d_spectral_norm
     assert cfg.loss.g == "nonsaturating"  # flags and --set apply after the recipe
-    assert build_config("classic", None, []) == build_config(None, None, [])
+    assert build_config("stable", None, []) == build_config(None, None, [])  # stable is the default
+    assert build_config("classic", None, []) == validate(Config())  # classic: the plain defaults
     assert_clean_error(ganforge("train", "--recipe", "sturdy", check=False), "unknown recipe")
 
 
