@@ -12,6 +12,12 @@ import numpy as np
 from ..errors import GanforgeError
 
 MODES = 1000
+PLACE_VALUES = np.array([100, 10, 1])  # a mode's code from the (red, green, blue) digits
+
+
+def mode_codes(digits: np.ndarray) -> np.ndarray:
+    """(N, 3) digits 0..9 of the red, green and blue channels -> (N,) int64 modes 0..999."""
+    return np.asarray(digits).astype(np.int64) @ PLACE_VALUES
 
 
 def stack_digits(images: np.ndarray, labels: np.ndarray, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -32,4 +38,4 @@ def stack_digits(images: np.ndarray, labels: np.ndarray, n: int, seed: int = 0) 
     picks = rng.integers(0, len(images), (n, 3))  # (n, 3) one digit image per channel
     stacked = np.stack([images[picks[:, c]] for c in range(3)], axis=-1)  # (n, H, W, 3)
     digits = labels[picks]  # (n, 3)
-    return stacked, digits @ np.array([100, 10, 1])
+    return stacked, mode_codes(digits)

@@ -143,7 +143,7 @@ def mixture_modes(
     }
 
 
-def stacked_modes(channel_digits, modes: int = 1000) -> dict:
+def stacked_modes(channel_digits) -> dict:
     """Modes of Stacked MNIST samples (``ganforge.data.stacked``) from the digit seen in each channel.
 
     channel_digits: (N, 3) integers 0..9, the classifier's digit for the red, green and blue
@@ -157,7 +157,9 @@ def stacked_modes(channel_digits, modes: int = 1000) -> dict:
         raise GanforgeError(f"stacked modes need (N, 3) integer digits, got {d.dtype} {d.shape}")
     if d.min() < 0 or d.max() > 9:
         raise GanforgeError("stacked modes need digits 0..9")
-    codes = d.astype(np.int64) @ np.array([100, 10, 1])
+    from ..data.stacked import MODES as modes, mode_codes
+
+    codes = mode_codes(d)
     share = np.bincount(codes, minlength=modes) / len(codes)
     nonzero = share > 0
     kl = float(np.sum(share[nonzero] * np.log(share[nonzero] * modes)))
