@@ -5,7 +5,7 @@ regularisers, optimiser settings, batch size and weight average; then 2,500 samp
 covered and the share of high-quality samples (within 3 std of a mode), over several seeds.
 
     python benchmarks/mixtures.py                 # both mixtures, every recipe, 3 seeds
-    python benchmarks/mixtures.py --steps 5000    # quicker
+    python benchmarks/mixtures.py --steps 5000    # quicker (default 40,000)
     python benchmarks/mixtures.py --recipes classic --set loss.d=hinge --set train.ema_kimg=1   # a candidate
 
 The networks take the recipe's D options that apply to vectors (spectral norm, dropout, minibatch
@@ -43,7 +43,9 @@ def recipe_config(name: str, overrides: list[str] = ()) -> Config:
     return validate(cfg)
 
 
-def train_once(mixture: str, cfg: Config, seed: int, steps: int, batch: int | None = None) -> dict:
+def train_once(mixture: str, cfg: Config, seed: int, steps: int, batch: int | None = None,
+               report_every: int = 0, label: str = "") -> dict:
+    """Train once and score 2,500 samples; every ``report_every`` steps print G's and its average's scores."""
     batch = batch or cfg.train.batch_size
     data = MIXTURES[mixture](100_000, seed=seed)
     points = torch.from_numpy(data.points)
@@ -70,15 +72,26 @@ def train_once(mixture: str, cfg: Config, seed: int, steps: int, batch: int | No
         g_step(D, g_opt, fake, opts, real=real)
         if ema is not None:
             ema.update(G)
-    sampler = ema.model if ema is not None else G
+        if report_every and (step + 1) % report_every == 0 and step + 1 < steps:
+            raw, avg = _score(G, data, seed), _score(ema.model, data, seed) if ema is not None else None
+            print(f"{label} step {step + 1}: G {_brief(raw)}" + (f", average {_brief(avg)}" if avg else ""),
+                  flush=True)
+    return _score(ema.model if ema is not None else G, data, seed)
+
+
+def _score(sampler: torch.nn.Module, data, seed: int) -> dict:
     with torch.no_grad():
-        samples = sampler(torch.randn(2500, G.z_dim, generator=torch.Generator().manual_seed(1000 + seed)))
+        samples = sampler(torch.randn(2500, sampler.z_dim, generator=torch.Generator().manual_seed(1000 + seed)))
     return mixture_modes(samples.numpy(), data.centers, data.std)
+
+
+def _brief(result: dict) -> str:
+    return f"{result['modes_covered']}/{result['modes_total']} modes, {result['high_quality_share']:.3f} high quality"
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--steps", type=int, default=20000)
+    p.add_argument("--steps", type=int, default=40000)
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--batch", type=int, help="batch size (default: each recipe's train.batch_size)")
     p.add_argument("--recipes", default=",".join(RECIPES))
@@ -86,30 +99,35 @@ def main():
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="change an option of every recipe (a candidate); repeatable")
     p.add_argument("--jobs", type=int, default=1, help="runs in parallel, one thread each")
+    p.add_argument("--report-every", type=int, default=0, metavar="N",
+                   help="also print each run's scores every N steps (G and its average)")
     args = p.parse_args()
     torch.set_num_threads(1)
     recipes = args.recipes.split(",")
     configs = {r: recipe_config(r, args.overrides) for r in recipes}
     if args.overrides:
         print("overrides:", " ".join(args.overrides))
-    print(f"{'mixture':<8} {'recipe':<8} {'modes covered per seed':<24} {'high-quality share':>19} {'s/run':>6}")
+    print(f"{'mixture':<8} {'recipe':<8} {'modes covered per seed':<24} {'high-quality share per seed':<28} "
+          f"{'mean ± std':>13} {'s/run':>6}")
     runs = [(m, r, seed) for m in args.mixtures.split(",") for r in recipes for seed in range(args.seeds)]
     with ProcessPoolExecutor(args.jobs, initializer=torch.set_num_threads, initargs=(1,)) as pool:
-        futures = {run: pool.submit(_timed, run[0], configs[run[1]], run[2], args.steps, args.batch)
+        futures = {run: pool.submit(_timed, run[0], configs[run[1]], run[2], args.steps, args.batch,
+                                    args.report_every, f"{run[0]} {run[1]} seed {run[2]}")
                    for run in runs}
         for mixture in args.mixtures.split(","):
             for recipe in recipes:
                 results = [futures[(mixture, recipe, seed)].result() for seed in range(args.seeds)]
                 covered = " ".join(f"{r['modes_covered']}/{r['modes_total']}" for r in results)
                 hq = [r["high_quality_share"] for r in results]
+                hq_text = " ".join(f"{h:.3f}" for h in hq)
                 seconds = statistics.mean(r["seconds"] for r in results)
-                print(f"{mixture:<8} {recipe:<8} {covered:<24} "
-                      f"{statistics.mean(hq):>12.3f} ± {np.std(hq):.3f} {seconds:>6.1f}", flush=True)
+                print(f"{mixture:<8} {recipe:<8} {covered:<24} {hq_text:<28} "
+                      f"{statistics.mean(hq):>5.3f} ± {np.std(hq):.3f} {seconds:>6.1f}", flush=True)
 
 
-def _timed(mixture: str, cfg: Config, seed: int, steps: int, batch: int) -> dict:
+def _timed(mixture: str, cfg: Config, seed: int, steps: int, batch: int, report_every: int, label: str) -> dict:
     start = time.perf_counter()
-    result = train_once(mixture, cfg, seed, steps, batch)
+    result = train_once(mixture, cfg, seed, steps, batch, report_every, label)
     return {**result, "seconds": time.perf_counter() - start}
 
 
