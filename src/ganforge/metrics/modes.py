@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..data.stacked import MODES, mode_codes
 from ..errors import GanforgeError
 
 KL_SMOOTHING = 1e-6  # weight of the uniform distribution mixed into both histograms before the KL
@@ -157,13 +158,11 @@ def stacked_modes(channel_digits) -> dict:
         raise GanforgeError(f"stacked modes need (N, 3) integer digits, got {d.dtype} {d.shape}")
     if d.min() < 0 or d.max() > 9:
         raise GanforgeError("stacked modes need digits 0..9")
-    from ..data.stacked import MODES as modes, mode_codes
-
     codes = mode_codes(d)
-    share = np.bincount(codes, minlength=modes) / len(codes)
+    share = np.bincount(codes, minlength=MODES) / len(codes)
     nonzero = share > 0
-    kl = float(np.sum(share[nonzero] * np.log(share[nonzero] * modes)))
-    return {"modes_covered": int(nonzero.sum()), "modes_total": modes, "kl": max(kl, 0.0)}
+    kl = float(np.sum(share[nonzero] * np.log(share[nonzero] * MODES)))
+    return {"modes_covered": int(nonzero.sum()), "modes_total": MODES, "kl": max(kl, 0.0)}
 
 
 def channel_digits(net, images, batch_size: int = 500) -> np.ndarray:
