@@ -22,23 +22,21 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 import torch
 
-from ganforge.config import Config, parse_override, set_value, validate
+from ganforge.cli.train_cmd import build_config
+from ganforge.config import Config, parse_override, validate
 from ganforge.data.mixtures import MIXTURES
 from ganforge.metrics.modes import mixture_modes
 from ganforge.models.layers import apply_spectral_norm
 from ganforge.models.mlp import MLPDiscriminator, MLPGenerator
-from ganforge.recipes import RECIPES, recipe_overrides
+from ganforge.recipes import RECIPES
 from ganforge.training.ema import EMA
 from ganforge.training.runtime import Precision
 from ganforge.training.steps import StepOptions, d_step, g_step, make_optimizer
 
 
 def recipe_config(name: str, overrides: list[str] = ()) -> Config:
-    cfg = Config()
-    for key, value in recipe_overrides(name):
-        set_value(cfg, key, value)
-    for text in overrides:
-        set_value(cfg, *parse_override(text))
+    """The recipe with --set overrides, resolved as `ganforge train` resolves them."""
+    cfg = build_config(name, None, [parse_override(text) for text in overrides])
     cfg.reg.augment, cfg.reg.ada = "", False  # image augmentation does not apply to 2-D points
     return validate(cfg)
 
