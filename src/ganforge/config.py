@@ -49,8 +49,9 @@ class ModelConfig:
 
 @dataclass
 class LossConfig:
-    d: str = "minimax"  # D's loss: minimax
-    g: str = "nonsaturating"  # G's loss: nonsaturating | saturating (the original minimax form)
+    d: str = "minimax"  # D's loss: minimax | wasserstein | hinge | least_squares | relativistic
+    g: str = "nonsaturating"  # G's loss, fitting D's: nonsaturating | saturating (minimax); wasserstein;
+    #                           hinge; least_squares; relativistic (--loss NAME sets both)
 
 
 @dataclass
@@ -65,10 +66,10 @@ class RegularizerConfig:
     label_smoothing: float = 0.0  # one-sided: D's real target 1 - s (minimax loss)
     instance_noise: float = 0.0  # std of Gaussian noise added to D's real and fake inputs
     augment: str = ""  # differentiable augmentation for D's inputs: comma list of translation, cutout, colour
-    augment_p: float = 1.0  # probability of each augmentation (the starting value with ada)
-    ada: bool = False  # adapt the augmentation probability to D's overfitting (r_t = E[sign D(x)])
-    ada_target: float = 0.6
-    ada_kimg: float = 100.0  # thousands of images for the probability to move from 0 to 1
+    augment_p: float | None = None  # probability of each augmentation; None: 1, or 0 at the start with ada
+    ada: bool = False  # adapt the augmentation probability to D's overfitting (r_t = E[sign margin(x_real)])
+    ada_target: float = 0.6  # r_t that ada aims at (the ADA reference's value)
+    ada_kimg: float = 100.0  # thousands of images for p to move from 0 to 1 (reference 500; CPU runs are short)
 
 
 @dataclass
@@ -134,7 +135,10 @@ class Config:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        """Write config.json durably: a kill mid-write leaves the old file, never an empty one."""
+        from .durable import atomic_write_text
+
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Config":
@@ -287,6 +291,22 @@ _CHOICES = {
 DEFAULT_MAX_EPOCHS = 20.0
 
 
+def _check_losses(cfg: Config) -> None:
+    """Loss pairs that optimise one game, Wasserstein with a Lipschitz constraint, ADA with a signal."""
+    from .losses.adversarial import ADA_LOSSES, check_loss_pair
+
+    problem = check_loss_pair(cfg.loss.d, cfg.loss.g)
+    if problem:
+        raise ConfigError(problem)
+    r = cfg.reg
+    if cfg.loss.d == "wasserstein" and not (r.gp_weight > 0 or r.clip_weights > 0 or cfg.model.d_spectral_norm):
+        raise ConfigError("the Wasserstein loss needs a Lipschitz constraint on D: set reg.gp_weight=10 (WGAN-GP), "
+                          "reg.clip_weights=0.01 (WGAN) or model.d_spectral_norm=true")
+    if r.ada and cfg.loss.d not in ADA_LOSSES:
+        raise ConfigError(f"reg.ada cannot be used with loss.d={cfg.loss.d}: a {cfg.loss.d} D has no decision "
+                          "threshold for the overfitting signal; use a fixed reg.augment_p instead")
+
+
 def validate(cfg: Config) -> Config:
     """Check values that types alone do not catch; fill in the default stopping rule."""
     for dotted, choices in _CHOICES.items():
@@ -321,7 +341,8 @@ def validate(cfg: Config) -> Config:
             raise ConfigError(f"reg.{name} must be >= 0")
     if r.r_interval < 1:
         raise ConfigError("reg.r_interval must be >= 1")
-    if not 0 <= r.augment_p <= 1 or not 0 <= r.label_smoothing < 1 or not 0 <= cfg.model.d_dropout < 1:
+    if (r.augment_p is not None and not 0 <= r.augment_p <= 1) or not 0 <= r.label_smoothing < 1 \
+            or not 0 <= cfg.model.d_dropout < 1:
         raise ConfigError("reg.augment_p must be in [0, 1]; reg.label_smoothing and model.d_dropout in [0, 1)")
     augments = {"translation", "cutout", "colour", "color"}
     for part in filter(None, (a.strip() for a in r.augment.split(","))):
@@ -330,6 +351,7 @@ def validate(cfg: Config) -> Config:
                               f"{_suggest(part, augments)}")
     if r.ada and not r.augment:
         raise ConfigError("reg.ada adapts the augmentation probability: also set reg.augment")
+    _check_losses(cfg)
     m = cfg.monitor
     if m.max_rollbacks < 0 or not 0 < m.rollback_lr_factor <= 1 or m.loss_limit <= 0 or not 0 <= m.collapse_ratio < 1:
         raise ConfigError("monitor: max_rollbacks >= 0, 0 < rollback_lr_factor <= 1, loss_limit > 0, "
@@ -361,12 +383,29 @@ def validate(cfg: Config) -> Config:
     return cfg
 
 
-# Options that may change when a run is resumed: they do not alter the training maths.
+# Options that may change when a run is resumed: they do not alter the training maths (the
+# precision does, a little, but a run moved to another device may need another one; with
+# "auto" a resumed run keeps the precision it was resolved to).
 RESUMABLE_KEYS = frozenset(
     f"train.{k}"
     for k in (
-        "max_steps", "max_epochs", "max_time", "device", "log_every", "sample_every",
+        "max_steps", "max_epochs", "max_time", "device", "precision", "log_every", "sample_every",
         "checkpoint_every", "checkpoint_minutes", "keep_checkpoints", "grid_size", "tensorboard", "progress",
         "eval_every", "eval_metrics", "eval_n", "eval_extractor",
     )
 ) | {"data.cache_dir"} | {f"monitor.{k}" for k in MonitorConfig.__dataclass_fields__}
+
+
+def _flat(cfg: Config) -> dict[str, Any]:
+    return {f"{section}.{key}": value for section, values in cfg.to_dict().items() for key, value in values.items()}
+
+
+def check_resume_changes(saved: Config, new: Config) -> None:
+    """Raise when ``new`` changes an option of the saved run that may not change on resume."""
+    before, after = _flat(saved), _flat(new)
+    changed = [key for key in after if after[key] != before.get(key) and key not in RESUMABLE_KEYS]
+    if changed:
+        details = ", ".join(f"{k} ({before.get(k)!r} -> {after[k]!r})" for k in changed[:3])
+        raise ConfigError(f"cannot resume with changed options: {details}"
+                          f"{' ...' if len(changed) > 3 else ''}; they would change the training itself "
+                          "(start a new run instead)")

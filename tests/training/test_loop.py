@@ -93,9 +93,89 @@ def test_old_checkpoints_pruned(tiny_npz, tmp_path):
     assert not list((run / "checkpoints").glob(".tmp-*"))
 
 
-def test_batch_larger_than_data(tiny_npz, tmp_path):
-    with pytest.raises(GanforgeError, match="fewer than one batch"):
-        Trainer(tiny_config(tiny_npz, "train.batch_size=64", "train.max_steps=1"), tmp_path / "r")
+def test_few_shot_data_trains_with_the_whole_set_as_batch(tiny_npz, tmp_path):
+    trainer = Trainer(tiny_config(tiny_npz, "train.batch_size=64", "train.max_steps=3"), tmp_path / "r")
+    assert trainer.cfg.train.batch_size == 40 and trainer.steps_per_epoch == 1
+    assert any("fewer than one batch of 64: training with batches of 40" in n for n in trainer.notices)
+    assert trainer.run()["step"] == 3
+    events = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    assert any(e.get("event") == "notice" for e in events)
+    # the saved config holds the batch used, so the run resumes with the same options
+    Trainer(tiny_config(tiny_npz, "train.batch_size=64", "train.max_steps=5"), tmp_path / "r", resume=True).run()
+
+
+def test_library_call_validates_and_fills_the_default_stopping_rule(tiny_npz, tmp_path):
+    from ganforge.config import Config, parse_override, set_value
+    from helpers import TINY
+
+    cfg = Config()  # not validated: as a Python user would build it
+    for text in [f"data.source={tiny_npz}", *TINY]:
+        set_value(cfg, *parse_override(text))
+    trainer = Trainer(cfg, tmp_path / "r")
+    assert trainer.cfg.train.max_epochs == 20.0 and trainer.total_steps() == 100  # 20 epochs x 5 batches
+    assert cfg.train.max_epochs is None  # the caller's object is untouched
+    set_value(cfg, "train.batch_size", 0)
+    with pytest.raises(GanforgeError, match="batch_size must be positive"):
+        Trainer(cfg, tmp_path / "bad")
+
+
+def test_library_resume_refuses_changed_training_options(tiny_npz, tmp_path):
+    run = tmp_path / "run"
+    Trainer(tiny_config(tiny_npz, "train.max_steps=2"), run).run()
+    saved = (run / "config.json").read_text()
+    with pytest.raises(GanforgeError, match="g_optim.lr"):
+        Trainer(tiny_config(tiny_npz, "train.max_steps=4", "g_optim.lr=0.1"), run, resume=True)
+    assert (run / "config.json").read_text() == saved  # not overwritten
+    summary = Trainer(tiny_config(tiny_npz, "train.max_steps=4", "train.log_every=1"), run, resume=True).run()
+    assert summary["step"] == 4  # stopping and display options may change
+
+
+def test_checkpoint_state_is_device_independent_and_keeps_the_resolved_precision(tiny_npz, tmp_path, monkeypatch):
+    import torch
+
+    from ganforge.training import loop
+    from ganforge.training.checkpoint import load_state
+
+    run = tmp_path / "run"
+    cfg = tiny_config(tiny_npz, "train.max_steps=2", "train.precision=auto")
+    monkeypatch.setattr(loop, "resolve_precision", lambda name, device: loop.Precision(
+        "bf16" if name in ("auto", "bf16") else "fp32", device.type))  # this machine: auto -> bf16
+    Trainer(cfg, run).run()
+    state = load_state(latest_checkpoint(run))
+    assert state["precision"] == "bf16"
+    tensors = [v for v in state.values() if isinstance(v, torch.Tensor)]
+    assert all(t.device.type == "cpu" for t in tensors)
+    assert "noise_rng" not in state and "step_rng" not in state  # no device generator states: seeded per step
+
+    monkeypatch.setattr(loop, "resolve_precision", lambda name, device: loop.Precision(
+        "fp32" if name in ("auto", "fp32") else "bf16", device.type))  # another machine: auto -> fp32
+    resumed = Trainer(tiny_config(tiny_npz, "train.max_steps=3", "train.precision=auto"), run, resume=True)
+    assert resumed.precision.name == "bf16" and resumed.opts.precision.name == "bf16"
+    assert any("keeping the run's precision bf16" in n for n in resumed.notices)
+    explicit = Trainer(tiny_config(tiny_npz, "train.max_steps=3", "train.precision=fp32"), run, resume=True)
+    assert explicit.precision.name == "fp32"
+
+
+def test_step_randomness_depends_only_on_seed_and_step(tiny_npz, tmp_path):
+    a = Trainer(tiny_config(tiny_npz, "train.max_steps=1"), tmp_path / "a")
+    b = Trainer(tiny_config(tiny_npz, "train.max_steps=1"), tmp_path / "b")
+    b.step = 7
+    b._seed_step()
+    a.noise_rng.manual_seed(0)  # whatever state the generators were left in
+    a.step = 7
+    a._seed_step()
+    assert a._noise().equal(b._noise())
+    a.step = 8
+    a._seed_step()
+    assert not a._noise().equal(b._noise())
+
+
+def test_adaptive_augmentation_starts_at_zero(tiny_npz, tmp_path):
+    trainer = Trainer(tiny_config(tiny_npz, "reg.augment=translation", "reg.ada=true", "train.max_steps=1"),
+                      tmp_path / "r")
+    assert trainer.opts.augment.p == 0.0 and float(trainer.opts.ada.p) == 0.0
+    fixed = Trainer(tiny_config(tiny_npz, "reg.augment=translation", "train.max_steps=1"), tmp_path / "f")
+    assert fixed.opts.augment.p == 1.0 and fixed.opts.ada is None
 
 
 def test_periodic_evaluation_logs_and_keeps_best(tiny_npz, tmp_path):

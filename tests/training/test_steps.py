@@ -108,3 +108,67 @@ def test_every_loss_pair_trains_a_step_with_clipping(loss, augment):
     assert torch.isfinite(d_stats["loss_d"]) and torch.isfinite(g_stats["loss_g"])
     assert d_stats["grad_d"] > 1e-3 and clipped_d <= 1e-3 * 1.001  # reported: norm before clipping
     assert g_stats["grad_g"] > 1e-3 and clipped_g <= 1e-3 * 1.001
+
+
+# ---------------------------------------------------------------- penalties: precision and inputs
+
+def _penalty_case(**reg):
+    torch.manual_seed(1)
+    cfg = model_config("dcgan", resolution=16, channels=1, z_dim=8, g_width=8, d_width=8, d_norm="none")
+    D = build_discriminator("dcgan", cfg)
+    with torch.no_grad():
+        D.net[-1].weight.mul_(400.0)  # input gradients of norm ~1, so that the GP's value depends on them
+    real = torch.rand(6, 1, 16, 16) * 2 - 1
+    fake = torch.rand(6, 1, 16, 16) * 2 - 1
+    return D, real, fake, RegularizerConfig(**reg)
+
+
+def _reference_input_grad_sq(D, images, view):
+    """float32 ||d D(view(x)) / dx||^2 per sample, the penalty's textbook definition."""
+    x = images.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(D(view(x)).sum(), x)
+    return grad.pow(2).flatten(1).sum(1)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_r1_and_r2_are_computed_in_float32_whatever_the_precision(precision):
+    D, real, fake, reg = _penalty_case(r1_gamma=2.0, r2_gamma=0.5)
+    opts = StepOptions(precision=Precision(precision, "cpu"), reg=reg)
+    expected = (2.0 / 2 * _reference_input_grad_sq(D, real, lambda x: x).mean()
+                + 0.5 / 2 * _reference_input_grad_sq(D, fake, lambda x: x).mean())
+    d_opt = torch.optim.SGD(D.parameters(), lr=0.0)
+    got = d_step(D, d_opt, real, fake, opts)["penalty_d"]
+    # a bfloat16 input gradient is off by ~1e-2 relative; float32 agrees to rounding
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=0)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_wgan_gp_is_computed_in_float32(precision):
+    D, real, fake, reg = _penalty_case(gp_weight=10.0)
+    opts = StepOptions(d_loss="wasserstein", g_loss="wasserstein", precision=Precision(precision, "cpu"), reg=reg,
+                       rng=torch.Generator().manual_seed(5))
+    eps = torch.rand((6, 1, 1, 1), generator=torch.Generator().manual_seed(5))
+    x_hat = eps * real + (1 - eps) * fake
+    norms = _reference_input_grad_sq(D, x_hat, lambda x: x).sqrt()
+    expected = 10.0 * (norms - 1).pow(2).mean()
+    got = d_step(D, torch.optim.SGD(D.parameters(), lr=0.0), real, fake, opts)["penalty_d"]
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=0)
+
+
+def test_r1_differentiates_the_unaugmented_reals_through_the_augmentation():
+    from ganforge.training.augment import DiffAugment
+
+    D, real, fake, reg = _penalty_case(r1_gamma=2.0, instance_noise=0.1)
+    augment = DiffAugment("translation,colour", p=1.0)
+    opts = StepOptions(precision=Precision("bf16", "cpu"), reg=reg, augment=augment,
+                       rng=torch.Generator().manual_seed(9))
+    from ganforge.losses.regularizers import instance_noise
+
+    gen = torch.Generator().manual_seed(9)  # the same draws, in the step's order: real first
+
+    def view(x):
+        return augment(instance_noise(x, 0.1, gen), gen)
+
+    expected = 2.0 / 2 * _reference_input_grad_sq(D, real, view).mean()
+    got = d_step(D, torch.optim.SGD(D.parameters(), lr=0.0), real, fake, opts)["penalty_d"]
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=0)

@@ -27,6 +27,7 @@ FLAG_KEYS = {
     "sample_every": "train.sample_every",
     "eval_every": "train.eval_every",
     "ema_kimg": "train.ema_kimg",
+    "loss": None,  # sets loss.d and its natural loss.g
     "g_loss": "loss.g",
     "optimizer": None,  # sets both g_optim.name and d_optim.name
     "lr": None,  # sets both learning rates
@@ -39,7 +40,8 @@ def add_parser(sub) -> None:
 
     p.add_argument("--recipe", metavar="NAME", help=f"preset of options: {', '.join(RECIPES)} "
                    f"(default {DEFAULT_RECIPE}); applied before --config and the other flags")
-    p.add_argument("--config", metavar="FILE", help="YAML file with config sections (data, model, loss, g_optim, d_optim, train)")
+    p.add_argument("--config", metavar="FILE", help="YAML file with config sections (data, model, loss, reg, "
+                   "g_optim, d_optim, train, monitor)")
     p.add_argument("--data", metavar="SOURCE", help="folder, .zip, .npz/.npy, mnist | fashion-mnist | cifar10, or builtin:shapes (default)")
     p.add_argument("--out", metavar="RUN", help="run folder (default: runs/NNNNN-<data>)")
     p.add_argument("--resume", metavar="RUN", help="continue the run in this folder from its newest checkpoint")
@@ -54,7 +56,10 @@ def add_parser(sub) -> None:
     p.add_argument("--d-steps", type=int, help="D updates per G update")
     p.add_argument("--optimizer", choices=["adam", "sgd"], help="optimiser for both networks")
     p.add_argument("--lr", type=float, help="learning rate for both networks")
-    p.add_argument("--g-loss", help="nonsaturating (default) or saturating")
+    p.add_argument("--loss", metavar="NAME", help="adversarial loss for D and G: minimax (default), wasserstein, "
+                   "hinge, least_squares or relativistic")
+    p.add_argument("--g-loss", help="G's loss when several fit D's: nonsaturating (default) or saturating for "
+                   "minimax")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"])
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--seed", type=int)
@@ -76,7 +81,13 @@ def collect_overrides(args: argparse.Namespace) -> list[tuple[str, object]]:
         value = getattr(args, flag)
         if value is None:
             continue
-        if flag == "optimizer":
+        if flag == "loss":
+            from ..losses.adversarial import LOSS_PAIRS
+
+            if value not in LOSS_PAIRS:
+                raise ConfigError(f"--loss must be one of {', '.join(LOSS_PAIRS)}, got {value!r}")
+            pairs += [("loss.d", LOSS_PAIRS[value][0]), ("loss.g", LOSS_PAIRS[value][1])]
+        elif flag == "optimizer":
             pairs += [("g_optim.name", value), ("d_optim.name", value)]
         elif flag == "lr":
             pairs += [("g_optim.lr", value), ("d_optim.lr", value)]
@@ -159,6 +170,8 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f"device: {trainer.device} precision: {trainer.precision.name}  run folder: {run_dir}"
           + (f"  resuming at step {trainer.step}" if resume else ""))
+    for notice in trainer.notices:
+        print(f"note: {notice}")
     summary = trainer.run()
     print(f"stopped at step {summary['step']}: {summary['reason']}; checkpoint {summary['checkpoint']}")
     print(f"samples: {run_dir / 'samples' / 'latest.png'}")

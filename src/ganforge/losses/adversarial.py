@@ -85,6 +85,49 @@ LOSS_PAIRS = {  # the natural (D loss, G loss) pairing of each family
     "relativistic": ("relativistic", "relativistic"),
 }
 G_NEEDS_REAL = {"relativistic"}
+# G losses that may go with each D loss: its natural partner, plus the saturating form of the
+# original minimax game and the "hinge" name of the same linear G loss as Wasserstein's.
+COMPATIBLE_G_LOSSES = {
+    "minimax": ("nonsaturating", "saturating"),
+    "wasserstein": ("wasserstein", "hinge"),
+    "hinge": ("hinge", "wasserstein"),
+    "least_squares": ("least_squares",),
+    "relativistic": ("relativistic",),
+}
+
+
+def check_loss_pair(d_name: str, g_name: str) -> str | None:
+    """None when G's loss fits D's, else a one-line reason with the fix."""
+    allowed = COMPATIBLE_G_LOSSES.get(d_name, ())
+    if g_name in allowed:
+        return None
+    natural = LOSS_PAIRS[d_name][1]
+    return (f"loss.g={g_name} does not fit loss.d={d_name}: G would optimise another game than D; "
+            f"set loss.g={natural} (or --loss NAME to set both)")
+
+
+def decision_margin(name: str, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """Per real sample, a number that is positive when D judges that real image real. -> (N,)
+
+    Adaptive augmentation reads E[sign(margin)] as D's overfitting signal. The ADA reference uses
+    sign(D(x)) for its logistic D, whose decision threshold is logit 0; the hinge loss has the
+    same threshold (targets -1 / +1). Least squares aims at 0 (fake) / 1 (real), so its threshold
+    is 0.5. A relativistic D judges pairs: sigmoid(D(x) - D(G(z))) is its probability that the
+    real image is the more realistic one, so the margin is that difference. A Wasserstein critic
+    has no threshold at all (its level is free): no margin, and validation refuses ADA with it.
+    """
+    real = real_logits.float()
+    if name in ("minimax", "hinge"):
+        return real
+    if name == "least_squares":
+        return real - 0.5
+    if name == "relativistic":
+        return real - fake_logits.float()
+    raise ConfigError(f"adaptive augmentation has no overfitting signal for the {name} loss; "
+                      "use a fixed reg.augment_p instead of reg.ada")
+
+
+ADA_LOSSES = ("minimax", "hinge", "least_squares", "relativistic")  # losses with a decision_margin
 
 
 def d_loss(name: str, real_logits: torch.Tensor, fake_logits: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:

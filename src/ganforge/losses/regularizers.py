@@ -25,12 +25,17 @@ def r2_penalty(fake_logits: torch.Tensor, fake_images: torch.Tensor) -> torch.Te
 
 
 def gradient_penalty(D: nn.Module, real: torch.Tensor, fake: torch.Tensor,
-                     generator: torch.Generator | None = None) -> torch.Tensor:
-    """WGAN-GP: E[(||grad D(x_hat)||_2 - 1)^2] with x_hat = e x + (1 - e) G(z), e ~ U[0, 1] per sample."""
+                     generator: torch.Generator | None = None, view=None) -> torch.Tensor:
+    """WGAN-GP: E[(||grad D(x_hat)||_2 - 1)^2] with x_hat = e x + (1 - e) G(z), e ~ U[0, 1] per sample.
+
+    ``view`` (optional) maps images to what D sees (augmentation, instance noise); the gradient
+    is still taken with respect to x_hat, through it. The caller chooses the precision (float32).
+    """
     shape = (len(real),) + (1,) * (real.dim() - 1)
     eps = torch.rand(shape, generator=generator, device=real.device)
     x_hat = (eps * real + (1 - eps) * fake).detach().requires_grad_(True)
-    norms = _input_grad_sq_norm(D(x_hat), x_hat).add(1e-12).sqrt()
+    logits = D(view(x_hat) if view is not None else x_hat)
+    norms = _input_grad_sq_norm(logits, x_hat).add(1e-12).sqrt()
     return (norms - 1).pow(2).mean()
 
 

@@ -9,8 +9,12 @@ images. Each one is applied to each sample with probability ``p``. Random parame
 * cutout: zero a random square of half the image size;
 * colour: brightness +-0.5, saturation x[0, 2], contrast x[0.5, 1.5] (images in [-1, 1]).
 
-:class:`AdaptiveAugment` adapts ``p`` from D's overfitting heuristic r_t = E[sign(D(x_real))]:
-when D is too sure of the real images (r_t above the target 0.6) augmentation increases.
+:class:`AdaptiveAugment` adapts ``p`` from D's overfitting heuristic r_t = E[sign(margin)] over
+the real images, where the margin is positive when D judges a real image real
+(:func:`ganforge.losses.adversarial.decision_margin`: the logit for the logistic and hinge
+losses, as in the ADA reference; logit - 0.5 for least squares; D(x) - D(G(z)) for the
+relativistic loss). When D is too sure of the real images (r_t above the target 0.6)
+augmentation increases. p starts at 0, as in the reference.
 """
 from __future__ import annotations
 
@@ -91,9 +95,12 @@ class DiffAugment:
 class AdaptiveAugment:
     """Keeps the augmentation probability p where D's overfitting signal r_t meets the target.
 
-    ``update`` accumulates sign(D(x_real)) on the device (no host synchronisation); ``adjust``,
-    called every few steps with the number of images seen since the last call, moves p by
-    sign(r_t - target) * images / (speed_kimg * 1000), clamped to [0, 1].
+    ``update`` accumulates sign(margin) of the real images on the device (no host
+    synchronisation); ``adjust``, called every few steps with the number of images seen since
+    the last call, moves p by sign(r_t - target) * images / (speed_kimg * 1000), clamped to [0, 1].
+    The reference moves p by at most 1 per 500 kimg; ganforge's default ``ada_kimg`` is 100,
+    because a CPU run sees a few hundred kimg in all (a 10-minute run about 300), in which
+    the reference speed could raise p by at most about 0.6.
     """
 
     def __init__(self, target: float = 0.6, speed_kimg: float = 100.0, p: float = 0.0):
@@ -102,11 +109,12 @@ class AdaptiveAugment:
         self._sum = torch.zeros(())
         self._count = torch.zeros(())
 
-    def update(self, real_logits: torch.Tensor) -> None:
-        if self._sum.device != real_logits.device:
-            self._sum, self._count, self.p = (t.to(real_logits.device) for t in (self._sum, self._count, self.p))
-        self._sum += torch.sign(real_logits.float()).sum()
-        self._count += real_logits.numel()
+    def update(self, margin: torch.Tensor) -> None:
+        """margin: (N,) D's decision margin on real images, positive where D judges them real."""
+        if self._sum.device != margin.device:
+            self._sum, self._count, self.p = (t.to(margin.device) for t in (self._sum, self._count, self.p))
+        self._sum += torch.sign(margin.float()).sum()
+        self._count += margin.numel()
 
     def adjust(self, images: int) -> None:
         r_t = self._sum / self._count.clamp(min=1)

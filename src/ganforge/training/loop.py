@@ -6,6 +6,7 @@ grids from fixed noise, the JSONL log and checkpoints that resume bit for bit.
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import math
@@ -17,7 +18,7 @@ from typing import Any, Callable
 import torch
 
 from .. import __version__
-from ..config import Config, parse_duration
+from ..config import Config, check_resume_changes, parse_duration, validate
 from ..data import ImageDataset, load_dataset
 from ..errors import GanforgeError
 from ..imageio import save_grid
@@ -34,7 +35,7 @@ from .checkpoint import (
 from .ema import EMA
 from .monitor import HealthMonitor, weights_finite
 from .logging import RunLogger
-from .runtime import resolve_device, resolve_precision
+from .runtime import Precision, resolve_device, resolve_precision
 from .augment import AdaptiveAugment, DiffAugment
 from .steps import StepOptions, d_step, g_step, make_optimizer
 
@@ -52,8 +53,11 @@ class Trainer:
     """Trains one run. ``Trainer(cfg, run_dir).run()``; ``resume=True`` continues its newest checkpoint."""
 
     def __init__(self, cfg: Config, run_dir: str | Path, resume: bool = False, dataset: ImageDataset | None = None):
-        self.cfg = cfg
+        # The library validates on its own (defaults such as the stopping rule are filled in here,
+        # not only by the command line), on a copy: the caller's object is left as it was.
+        self.cfg = cfg = validate(copy.deepcopy(cfg))
         self.run_dir = Path(run_dir)
+        self.notices: list[str] = []  # one-line remarks for the user (printed by the CLI, logged as events)
         t = cfg.train
         self.device = resolve_device(t.device)
         self.precision = resolve_precision(t.precision, self.device)
@@ -70,10 +74,9 @@ class Trainer:
             progress=t.progress,
         )
         self.dataset = data
-        if len(data) < t.batch_size:
-            raise GanforgeError(
-                f"the data set has {len(data)} images, fewer than one batch ({t.batch_size}); lower train.batch_size"
-            )
+        self._fit_batch_to_data(len(data))
+        if resume:
+            self._check_saved_config()
         self.images = data.images.to(self.device)  # (N, C, R, R) uint8, decoded once, kept on the device
         self.steps_per_epoch = len(data) // t.batch_size  # real batches per epoch (last partial batch dropped)
 
@@ -88,18 +91,23 @@ class Trainer:
         torch.manual_seed(t.seed)  # weight initialisation
         self.G = build_generator(m.arch, self.model_cfg).to(self.device)
         self.D = build_discriminator(m.arch, self.model_cfg).to(self.device)
-        self.ema = EMA(self.G, t.ema_kimg, t.batch_size) if t.ema_kimg > 0 else None
+        self.ema = EMA(self.G, t.ema_kimg, t.batch_size, z_dim=m.z_dim) if t.ema_kimg > 0 else None
         self.g_opt = make_optimizer(self.G.parameters(), cfg.g_optim)
         self.d_opt = make_optimizer(self.D.parameters(), cfg.d_optim)
 
-        # Noise for training comes from its own generator so that its state can be saved.
-        self.noise_rng = torch.Generator(self.device).manual_seed(t.seed)
+        # Noise and the steps' own randomness (augmentation, instance noise, GP interpolation) come
+        # from generators on the device that are re-seeded from (seed, step) at every G step
+        # (see _seed_step): resuming needs only the step counter, on any device.
+        self.noise_rng = torch.Generator(self.device)
         reg = cfg.reg
-        augment = DiffAugment(reg.augment.replace("color", "colour"), p=reg.augment_p) if reg.augment else None
+        augment = None
+        if reg.augment:
+            start_p = reg.augment_p if reg.augment_p is not None else (0.0 if reg.ada else 1.0)
+            augment = DiffAugment(reg.augment.replace("color", "colour"), p=start_p)
         self.opts = StepOptions(
             d_loss=cfg.loss.d, g_loss=cfg.loss.g, precision=self.precision, reg=reg, augment=augment,
-            ada=AdaptiveAugment(target=reg.ada_target, speed_kimg=reg.ada_kimg, p=reg.augment_p) if reg.ada else None,
-            rng=torch.Generator(self.device).manual_seed(t.seed + 3),  # augmentation, noise, GP interpolation
+            ada=AdaptiveAugment(target=reg.ada_target, speed_kimg=reg.ada_kimg, p=augment.p) if reg.ada else None,
+            rng=torch.Generator(self.device),
         )
         self.fixed_noise = torch.randn(
             t.grid_size, m.z_dim, generator=torch.Generator().manual_seed(t.seed + 1)
@@ -119,6 +127,30 @@ class Trainer:
         self._perm_epoch = -1
         self._perm = None
         self._stop_reason: str | None = None
+
+    def _fit_batch_to_data(self, n_images: int) -> None:
+        """Few-shot data: a batch larger than the data set becomes the whole data set, with a notice."""
+        t = self.cfg.train
+        if n_images < 2:
+            raise GanforgeError(f"the data set has {n_images} image(s); training needs at least 2")
+        if n_images < t.batch_size:
+            self.notices.append(
+                f"the data set has {n_images} images, fewer than one batch of {t.batch_size}: training with "
+                f"batches of {n_images} (set train.batch_size to choose; small data sets also benefit from "
+                "reg.augment=translation,cutout,colour with reg.ada=true)")
+            t.batch_size = n_images
+
+    def _check_saved_config(self) -> None:
+        """On resume, only options that do not alter the training maths may differ from config.json."""
+        saved_path = self.run_dir / "config.json"
+        if not saved_path.is_file():
+            return  # a run folder written by hand or by an older version: the checkpoint decides
+        saved = validate(Config.load(saved_path))
+        check_resume_changes(saved, self.cfg)
+
+    def _set_precision(self, precision: Precision) -> None:
+        self.precision = precision
+        self.opts.precision = precision
 
     # ------------------------------------------------------------------ evaluation
 
@@ -180,8 +212,17 @@ class Trainer:
 
     # ------------------------------------------------------------------ one step
 
+    def _seed_step(self) -> None:
+        """Re-seed the noise and step generators from (seed, step): the random streams of every step
+        are fixed by the run's seed and the step number alone, on whatever device the run is."""
+        seed = self.cfg.train.seed
+        for stream, gen in enumerate((self.noise_rng, self.opts.rng)):
+            digest = hashlib.blake2b(f"{seed}:{self.step}:{stream}".encode(), digest_size=8).digest()
+            gen.manual_seed(int.from_bytes(digest, "little") >> 1)
+
     def train_step(self) -> dict[str, torch.Tensor]:
         """d_steps D updates, then one G update on the last fake batch (as in the original DCGAN loop)."""
+        self._seed_step()
         d_steps = self.cfg.train.d_steps
         for k in range(d_steps):
             d_updates = self.real_batches  # before this batch: drives lazy regularisation
@@ -234,6 +275,8 @@ class Trainer:
         sums = torch.zeros(len(STAT_NAMES), device=self.device)  # running sums between log lines
         steps_since_log, last_log = 0, time.perf_counter()
         last_ckpt_time = time.perf_counter()
+        for notice in self.notices:
+            logger.event(self.step, "notice", notice)
         previous_handler = signal.signal(signal.SIGINT, self._on_interrupt)
         self._stop_reason = self._should_stop(total)
         if latest_checkpoint(self.run_dir) is None:
@@ -293,7 +336,8 @@ class Trainer:
             logger.log(record)
             self._rollback(reason, logger)
             return
-        record["diversity"] = float(f"{self.monitor.diversity(self._fixed_noise_samples()):.4g}")
+        # The live G is what collapses (the average lags it), and probing it needs no standing statistics.
+        record["diversity"] = float(f"{self.monitor.diversity(self._fixed_noise_samples(self.G)):.4g}")
         warning = self.monitor.collapse(record["diversity"])
         logger.log(record)
         self._collapse_warning(warning, logger)
@@ -329,9 +373,9 @@ class Trainer:
                 group["lr"] = base * self.lr_scale
 
     @torch.no_grad()
-    def _fixed_noise_samples(self) -> torch.Tensor:
-        """The sampling generator's outputs for the fixed noise, (grid_size, C, R, R) in [-1, 1]."""
-        G = self.sampling_generator
+    def _fixed_noise_samples(self, G: torch.nn.Module | None = None) -> torch.Tensor:
+        """G's (default: the sampling generator's) outputs for the fixed noise, (grid_size, C, R, R) in [-1, 1]."""
+        G = G if G is not None else self.sampling_generator
         was_training = G.training
         G.eval()
         with self.precision.autocast():
@@ -349,8 +393,9 @@ class Trainer:
 
     @property
     def sampling_generator(self) -> torch.nn.Module:
-        """The weights used for samples: the moving average when enabled, else G itself."""
-        return self.ema.model if self.ema is not None else self.G
+        """The weights used for samples: the moving average when enabled (with BatchNorm statistics
+        recomputed for its weights, see :mod:`ganforge.training.ema`), else G itself."""
+        return self.ema.ready(self.precision.autocast) if self.ema is not None else self.G
 
     def save_samples(self) -> Path:
         """A grid from the fixed noise: samples/step-NNNNNNNN.png (and samples/latest.png)."""
@@ -381,9 +426,9 @@ class Trainer:
             "data_fingerprint": self.fingerprint,
             "g_opt": self.g_opt.state_dict(),
             "d_opt": self.d_opt.state_dict(),
-            "rng_cpu": torch.get_rng_state(),
-            "noise_rng": self.noise_rng.get_state(),
-            "step_rng": self.opts.rng.get_state(),
+            "rng_cpu": torch.get_rng_state(),  # the global generators (dropout); noise is seeded per step
+            "rng_cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
+            "precision": self.precision.name,  # as resolved: resume keeps it unless the user changes it
             "ada": self.opts.ada.state_dict() if self.opts.ada is not None else None,
             "fixed_noise": self.fixed_noise.cpu(),
             "best": self.best,
@@ -396,7 +441,7 @@ class Trainer:
             "discriminator": (self.D, self._meta(DISCRIMINATOR_FORMAT)),
         }
         if self.ema is not None:
-            networks["generator_ema"] = (self.ema.model, self._meta(GENERATOR_FORMAT))
+            networks["generator_ema"] = (self.sampling_generator, self._meta(GENERATOR_FORMAT))
         return save_checkpoint(self.run_dir, self.step, networks, state, keep=self.cfg.train.keep_checkpoints)
 
     def _load(self, folder: Path | None) -> None:
@@ -412,11 +457,17 @@ class Trainer:
         load_network_weights(folder, "discriminator", self.D)
         if self.ema is not None:
             load_network_weights(folder, "generator_ema", self.ema.model)
+            self.ema.stale = self.ema.has_batchnorm
         self.g_opt.load_state_dict(state["g_opt"])
         self.d_opt.load_state_dict(state["d_opt"])
         torch.set_rng_state(state["rng_cpu"])
-        self.noise_rng.set_state(state["noise_rng"])
-        self.opts.rng.set_state(state["step_rng"])
+        if state.get("rng_cuda") is not None and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["rng_cuda"], self.device)
+        saved_precision = state.get("precision")
+        if self.cfg.train.precision == "auto" and saved_precision and saved_precision != self.precision.name:
+            self._set_precision(resolve_precision(saved_precision, self.device))
+            self.notices.append(f"keeping the run's precision {saved_precision} (auto would pick another here; "
+                                "set train.precision to change it)")
         if self.opts.ada is not None:
             self.opts.ada.load_state_dict(state["ada"])
             self.opts.augment.p = self.opts.ada.p

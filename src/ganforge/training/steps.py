@@ -6,8 +6,8 @@ They return detached tensors, never Python numbers: reading a value forces the h
 for the device, so the loop does it only at log intervals.
 
 Gradient penalties (R1, R2, WGAN-GP) take the input gradient with
-``autograd.grad(create_graph=True)`` and are added to the loss before one ordinary backward
-pass, the form that DDP and per-sample-gradient wrappers support.
+``autograd.grad(create_graph=True)`` in float32 and are added to the loss before one ordinary
+backward pass, the form that DDP and per-sample-gradient wrappers support.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from torch import nn
 
 from ..config import RegularizerConfig
 from ..losses import d_loss, g_loss
-from ..losses.adversarial import G_NEEDS_REAL
+from ..losses.adversarial import G_NEEDS_REAL, decision_margin
 from ..losses.regularizers import clip_weights_, grad_norm, gradient_penalty, instance_noise, r1_penalty, r2_penalty
 from .augment import AdaptiveAugment, DiffAugment
 from .runtime import Precision
@@ -33,7 +33,7 @@ class StepOptions:
     precision: Precision = Precision("fp32", "cpu")
     reg: RegularizerConfig | None = None
     augment: DiffAugment | None = None  # applied to real and fake alike, differentiably
-    ada: AdaptiveAugment | None = None  # adapts augment's probability from D's outputs on real images
+    ada: AdaptiveAugment | None = None  # adapts augment's probability from D's margin on real images
     rng: torch.Generator | None = None  # for augmentation, instance noise and penalty interpolation
 
     def __post_init__(self):
@@ -50,6 +50,11 @@ def _d_inputs(images: torch.Tensor, opts: StepOptions) -> torch.Tensor:
     return images
 
 
+def _float32(device_type: str):
+    """A region where autocast is off, whatever the caller set: penalty passes need full precision."""
+    return torch.autocast(device_type, enabled=False)
+
+
 def d_step(
     D: nn.Module,
     d_opt: torch.optim.Optimizer,
@@ -58,25 +63,35 @@ def d_step(
     opts: StepOptions,
     step: int = 0,  # D updates so far, for lazy regularisation
 ) -> dict[str, torch.Tensor]:
-    """Minimise D's loss (+ penalties) with one summed backward pass."""
+    """Minimise D's loss (+ penalties) with one summed backward pass.
+
+    Gradient penalties are taken with respect to the images *before* instance noise and
+    augmentation, through them (as the ADA reference does for R1), so R1, R2 and WGAN-GP all
+    measure the same thing: how fast D's judgement of a data-space image changes. A pass whose
+    input gradient feeds a penalty runs in float32 outside autocast: an input gradient and its
+    double backward through a bfloat16 graph would carry only 8 mantissa bits.
+    """
     reg = opts.reg
     lazy = step % reg.r_interval == 0
     use_r1, use_r2 = reg.r1_gamma > 0 and lazy, reg.r2_gamma > 0 and lazy
-    real_in = _d_inputs(real, opts).detach().requires_grad_(use_r1)
-    fake_in = _d_inputs(fake, opts).detach().requires_grad_(use_r2)
-    with opts.precision.autocast():
-        real_logits = D(real_in)  # (N,)
-        fake_logits = D(fake_in)  # (N,)
+    device_type = real.device.type
+    real = real.detach().float().requires_grad_(use_r1)  # (N, C, R, R) float32
+    fake = fake.detach().float().requires_grad_(use_r2)
+    real_view, fake_view = _d_inputs(real, opts), _d_inputs(fake, opts)
+    with _float32(device_type) if use_r1 else opts.precision.autocast():
+        real_logits = D(real_view)  # (N,)
+    with _float32(device_type) if use_r2 else opts.precision.autocast():
+        fake_logits = D(fake_view)  # (N,)
     loss = d_loss(opts.d_loss, real_logits, fake_logits, label_smoothing=reg.label_smoothing)
-    total = loss
     penalty = torch.zeros((), device=real.device)
     if use_r1:  # lazy: every r_interval steps, scaled up by the interval
-        penalty = penalty + reg.r1_gamma / 2 * reg.r_interval * r1_penalty(real_logits.float(), real_in).mean()
+        penalty = penalty + reg.r1_gamma / 2 * reg.r_interval * r1_penalty(real_logits, real).mean()
     if use_r2:
-        penalty = penalty + reg.r2_gamma / 2 * reg.r_interval * r2_penalty(fake_logits.float(), fake_in).mean()
+        penalty = penalty + reg.r2_gamma / 2 * reg.r_interval * r2_penalty(fake_logits, fake).mean()
     if reg.gp_weight > 0:
-        with opts.precision.autocast():
-            penalty = penalty + reg.gp_weight * gradient_penalty(D, real.detach(), fake.detach(), opts.rng)
+        with _float32(device_type):
+            penalty = penalty + reg.gp_weight * gradient_penalty(
+                D, real.detach(), fake.detach(), opts.rng, view=lambda x: _d_inputs(x, opts))
     total = loss + penalty
     d_opt.zero_grad(set_to_none=True)
     total.backward()
@@ -88,7 +103,7 @@ def d_step(
     if reg.clip_weights > 0:
         clip_weights_(D, reg.clip_weights)
     if opts.ada is not None:
-        opts.ada.update(real_logits.detach())
+        opts.ada.update(decision_margin(opts.d_loss, real_logits.detach(), fake_logits.detach()))
     return {
         "loss_d": loss.detach(),
         "penalty_d": penalty.detach(),
