@@ -154,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
 
         device = resolve_device(cfg.train.device)
         print(f"# run folder: {run_dir}{' (resume)' if resume else ''}")
-        print(f"# device: {device}; precision: {resolve_precision(cfg.train.precision, device).name}"
+        print(f"# device: {device}; precision: {resolve_precision(cfg.train.precision, device, configure=False).name}"
               + ("" if cfg.data.resolution else "; resolution: from the data"))
         print(cfg.to_yaml(), end="")
         return 0

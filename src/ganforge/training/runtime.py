@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import platform
+import re
 from dataclasses import dataclass
 
 import torch
@@ -24,12 +27,93 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def cpu_has_native_bf16() -> bool:
-    """True when the CPU computes bfloat16 natively (AVX512-BF16 or AMX), where bf16 autocast pays off."""
+# CPU flags (Linux /proc/cpuinfo names, which torch.cpu.get_capabilities() also uses) that mean the
+# CPU computes bfloat16 natively. AVX-512 alone is not enough: Skylake to Ice Lake have AVX-512 but
+# only emulate bfloat16 (oneDNN converts to float32), and there bf16 autocast is slower than float32.
+NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+_CPUINFO = "/proc/cpuinfo"
+
+
+def _read_cpuinfo() -> str | None:
     try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
+        with open(_CPUINFO, encoding="utf-8", errors="replace") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def _cpuinfo_field(cpuinfo: str, field: str) -> str | None:
+    """The value of the first ``field : value`` line (cpuinfo repeats each field once per core)."""
+    match = re.search(rf"^{re.escape(field)}\s*:\s*(.*)$", cpuinfo, flags=re.MULTILINE)
+    return match.group(1).strip() if match else None
+
+
+@functools.lru_cache(maxsize=None)
+def _host_cpu_flags() -> frozenset[str] | None:
+    """This machine's CPU flags, or None when no reliable source answers.
+
+    Linux: the ``flags`` line of /proc/cpuinfo (it lists what the CPU has *and* the kernel enabled,
+    which matters for AMX). Elsewhere: ``torch.cpu.get_capabilities()`` (public in torch 2.13;
+    cpuid-based), whose keys for these features have the same names.
+    """
+    cpuinfo = _read_cpuinfo()
+    if cpuinfo is not None:
+        flags = _cpuinfo_field(cpuinfo, "flags")
+        if flags is not None:
+            return frozenset(flags.split())
+    get_capabilities = getattr(getattr(torch, "cpu", None), "get_capabilities", None)
+    if get_capabilities is not None:
+        try:
+            return frozenset(k for k, v in get_capabilities().items() if v is True)
+        except Exception:  # a failing probe means "unknown", never a crash at start-up
+            return None
+    return None
+
+
+def cpu_flags(cpuinfo: str | None = None) -> frozenset[str] | None:
+    """CPU feature flags: from ``cpuinfo`` (text in /proc/cpuinfo's format) when given, else this machine's.
+
+    None when they cannot be determined (then nothing is assumed to be supported).
+    """
+    if cpuinfo is None:
+        return _host_cpu_flags()
+    flags = _cpuinfo_field(cpuinfo, "flags")
+    return frozenset(flags.split()) if flags is not None else None
+
+
+def native_bf16_flags(cpuinfo: str | None = None) -> tuple[str, ...]:
+    """Which of NATIVE_BF16_FLAGS the CPU has (``cpuinfo``: as for :func:`cpu_flags`)."""
+    flags = cpu_flags(cpuinfo) or frozenset()
+    return tuple(f for f in NATIVE_BF16_FLAGS if f in flags)
+
+
+def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
+    """True when the CPU computes bfloat16 natively (AVX512-BF16 or AMX), where bf16 autocast pays off.
+
+    False on CPUs that only emulate it (AVX-512 without AVX512-BF16, e.g. Skylake to Ice Lake), on
+    AVX2-only CPUs, on other architectures, and whenever the flags cannot be read.
+    """
+    return bool(native_bf16_flags(cpuinfo))
+
+
+def cpu_name(cpuinfo: str | None = None) -> str:
+    """The CPU's model name, for benchmark tables (e.g. 'Intel(R) Xeon(R) Platinum 8481C CPU @ 2.70GHz')."""
+    text = cpuinfo if cpuinfo is not None else _read_cpuinfo()
+    if text:
+        for field in ("model name", "Model Name", "Processor", "cpu model"):  # x86, some ARM, MIPS
+            name = _cpuinfo_field(text, field)
+            if name:
+                return " ".join(name.split())
+    if cpuinfo is None:
+        get_capabilities = getattr(getattr(torch, "cpu", None), "get_capabilities", None)
+        try:
+            name = get_capabilities().get("cpu_name") if get_capabilities else None
+        except Exception:
+            name = None
+        if name:
+            return str(name)
+    return platform.processor() or platform.machine() or "unknown CPU"
 
 
 @dataclass(frozen=True)
@@ -45,17 +129,64 @@ class Precision:
         return contextlib.nullcontext()
 
 
-def resolve_precision(name: str, device: torch.device) -> Precision:
+# What a CUDA training run sets for itself (process-wide torch settings): TF32 matrix maths and
+# cuDNN's autotuner. ``backend_settings()`` saves and restores them around code that must not leak them.
+GPU_TRAINING_SETTINGS = {"matmul_allow_tf32": True, "cudnn_allow_tf32": True, "cudnn_benchmark": True}
+
+
+def get_backend_settings() -> dict[str, object]:
+    """The process-wide torch settings that training changes (see :func:`backend_settings`)."""
+    return {
+        "matmul_allow_tf32": torch.backends.cuda.matmul.allow_tf32,
+        "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,
+        "cudnn_benchmark": torch.backends.cudnn.benchmark,
+        "float32_matmul_precision": torch.get_float32_matmul_precision(),
+    }
+
+
+def set_backend_settings(settings: dict[str, object]) -> None:
+    """Apply the settings named in ``settings`` (keys as in :func:`get_backend_settings`)."""
+    unknown = set(settings) - {"matmul_allow_tf32", "cudnn_allow_tf32", "cudnn_benchmark", "float32_matmul_precision"}
+    if unknown:
+        raise ValueError(f"unknown backend settings: {', '.join(sorted(unknown))}")
+    if "matmul_allow_tf32" in settings:
+        torch.backends.cuda.matmul.allow_tf32 = bool(settings["matmul_allow_tf32"])
+    if "cudnn_allow_tf32" in settings:
+        torch.backends.cudnn.allow_tf32 = bool(settings["cudnn_allow_tf32"])
+    if "cudnn_benchmark" in settings:
+        torch.backends.cudnn.benchmark = bool(settings["cudnn_benchmark"])
+    # after allow_tf32, which also moves the matmul precision ("high" <-> "highest"): this restores "medium" too
+    if "float32_matmul_precision" in settings:
+        torch.set_float32_matmul_precision(str(settings["float32_matmul_precision"]))
+
+
+@contextlib.contextmanager
+def backend_settings(**overrides):
+    """Run a block under its own TF32/cuDNN settings and restore the previous ones afterwards.
+
+    ``with backend_settings(): Trainer(...)`` keeps what the Trainer sets (TF32, cudnn.benchmark
+    on CUDA) inside the block; keyword overrides (``matmul_allow_tf32=False``, ...) apply on entry.
+    """
+    saved = get_backend_settings()
+    try:
+        set_backend_settings(overrides)
+        yield
+    finally:
+        set_backend_settings(saved)
+
+
+def resolve_precision(name: str, device: torch.device, configure: bool = True) -> Precision:
     """``auto``: bf16 on a CPU with native bfloat16; fp32 elsewhere (with TF32 matmuls on GPUs).
 
     On GPUs at DCGAN sizes TF32 measured faster than bf16, so fp32+TF32 is the GPU default.
+    With ``configure`` (what a training run wants) a CUDA device also switches on TF32 and
+    cudnn.benchmark for the whole process (GPU_TRAINING_SETTINGS); ``configure=False`` only
+    resolves the name. Wrap in :func:`backend_settings` to undo the switch after a run.
     """
     if name == "auto":
         name = "bf16" if device.type == "cpu" and cpu_has_native_bf16() else "fp32"
     if name == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise ConfigError("this GPU does not support bfloat16; use --precision fp32")
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-        torch.backends.cudnn.benchmark = True
+    if configure and device.type == "cuda":
+        set_backend_settings(GPU_TRAINING_SETTINGS)
     return Precision(name, device.type)
