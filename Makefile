@@ -3,15 +3,21 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-# The CPU build of torch: an unpinned torch would pull a multi-GB CUDA build.
+# torch is installed first, pinned. Which build pip picks depends on the platform and the index:
+# PyPI gives Linux x86-64 a CUDA build (several GB), macOS and Windows CPU builds; these project
+# machines hold a CPU build of 2.13.0 on local disk. Choose with TORCH_INDEX, e.g.
+#   make test TORCH_INDEX=https://download.pytorch.org/whl/cpu     (CPU only, small)
+#   make test TORCH_INDEX=https://download.pytorch.org/whl/cu128   (CUDA 12.8)
+# or another version with TORCH=torch==X.Y.Z.
 TORCH  ?= torch==2.13.0
+TORCH_INDEX ?=
 
 .PHONY: setup demo test clean
 
 $(BIN)/ganforge: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet "$(TORCH)"
+	$(BIN)/pip install --quiet "$(TORCH)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(BIN)/pip install --quiet -e ".[dev]"
 	@touch $@
 

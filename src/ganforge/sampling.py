@@ -76,7 +76,15 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu", 
     cfg = model_config(meta["arch"], **meta["model"])
     G = build_generator(meta["arch"], cfg)
     load_network_weights(folder, name, G)
-    G.to(device).eval()
+    G.to(device)
+    if name == "generator_ema" and meta.get("batchnorm_stats") != "recomputed":
+        # Saved before ganforge recomputed the average's BatchNorm statistics: they are the live
+        # G's, which do not fit the averaged weights. Recompute them as training now does.
+        from .training.ema import EMA, recompute_batchnorm_stats
+
+        batches = EMA(G, ema_kimg=1.0, batch_size=64, z_dim=cfg.z_dim).noise_batches(torch.device(device))
+        recompute_batchnorm_stats(G, batches)
+    G.eval()
     return TrainedGenerator(
         G=G,
         arch=meta["arch"],

@@ -93,3 +93,30 @@ def test_saved_average_holds_recomputed_statistics(tiny_npz, tmp_path):
         if "running_mean" in key or "running_var" in key:
             torch.testing.assert_close(saved[key], value)
             assert not torch.equal(saved[key], live[key])
+
+
+def test_loading_an_average_saved_with_the_live_statistics_recomputes_them(tiny_npz, tmp_path):
+    import json
+    import warnings
+
+    from ganforge import load_generator
+
+    run = tmp_path / "run"
+    Trainer(tiny_config(tiny_npz, "train.max_steps=2", "train.ema_kimg=0.05"), run).run()
+    folder = latest_checkpoint(run)
+    current = load_generator(run).G.state_dict()
+    (folder / "manifest.json").unlink()  # older checkpoints had none
+    meta_path = folder / "generator_ema.json"
+    meta = json.loads(meta_path.read_text())
+    assert meta.pop("batchnorm_stats") == "recomputed"
+    meta_path.write_text(json.dumps(meta))  # as an older ganforge wrote it
+    from safetensors.torch import save_file
+
+    stale = {k: (v + 5 if "running_mean" in k else v) for k, v in load_file(str(folder / "generator_ema.safetensors")).items()}
+    save_file(stale, str(folder / "generator_ema.safetensors"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the checkpoint itself is readable
+        reloaded = load_generator(run).G.state_dict()
+    key = next(k for k in reloaded if "running_mean" in k)
+    assert not torch.allclose(reloaded[key], stale[key])  # not the stale statistics
+    assert reloaded[key].shape == current[key].shape

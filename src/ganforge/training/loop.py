@@ -441,7 +441,8 @@ class Trainer:
             "discriminator": (self.D, self._meta(DISCRIMINATOR_FORMAT)),
         }
         if self.ema is not None:
-            networks["generator_ema"] = (self.sampling_generator, self._meta(GENERATOR_FORMAT))
+            meta = {**self._meta(GENERATOR_FORMAT), "batchnorm_stats": "recomputed"}  # see training/ema.py
+            networks["generator_ema"] = (self.sampling_generator, meta)
         return save_checkpoint(self.run_dir, self.step, networks, state, keep=self.cfg.train.keep_checkpoints)
 
     def _load(self, folder: Path | None) -> None:
