@@ -43,16 +43,39 @@ def trained_run(tmp_path_factory):
 
 
 def test_train_then_sample_grid_npz_and_folder(trained_run, tmp_path):
-    ganforge("sample", trained_run, "--n", 10, "--out", tmp_path / "grid.png", "--nrow", 5)
-    grid = Image.open(tmp_path / "grid.png")
-    assert grid.mode == "L" and grid.size == (5 * 30 + 2, 2 * 30 + 2)  # 28 px tiles + 2 px padding
+    from ganforge import load_generator
 
-    ganforge("sample", trained_run, "--n", 7, "--out", tmp_path / "s.npz", "--seed", 3)
+    gen = load_generator(trained_run)  # what the command should write: the API's samples for the seed
+
+    ganforge("sample", trained_run, "--n", 10, "--out", tmp_path / "grid.png", "--nrow", 5)
+    grid = np.asarray(Image.open(tmp_path / "grid.png"))
+    assert Image.open(tmp_path / "grid.png").mode == "L" and grid.shape == (2 * 30 + 2, 5 * 30 + 2)  # 28 px + 2 px
+    tiles = gen.sample(10, seed=0)[:, 0].numpy()  # the default seed is 0
+    for i, tile in enumerate(tiles):
+        r, c = divmod(i, 5)
+        assert np.array_equal(grid[2 + 30 * r : 30 * (r + 1), 2 + 30 * c : 30 * (c + 1)], tile), i
+    padding = np.ones(grid.shape, bool)
+    for r in range(2):
+        for c in range(5):
+            padding[2 + 30 * r : 30 * (r + 1), 2 + 30 * c : 30 * (c + 1)] = False
+    assert (grid[padding] == 0).all()
+
+    proc = ganforge("sample", trained_run, "--n", 7, "--out", tmp_path / "s.npz", "--seed", 3)
+    assert "wrote 7 images of shape (1, 28, 28)" in proc.stdout
     arrays = np.load(tmp_path / "s.npz")
-    assert arrays["images"].shape == (7, 28, 28) and arrays["images"].dtype == np.uint8  # same layout as the data
+    assert arrays.files == ["images"]  # an unconditional G: images only, no labels
+    images = arrays["images"]
+    assert images.shape == (7, 28, 28) and images.dtype == np.uint8  # same layout as the data
+    assert np.array_equal(images, gen.sample(7, seed=3)[:, 0].numpy())
+    assert all(len(np.unique(im)) > 10 for im in images)  # real images, not a constant fill
+    assert len({im.tobytes() for im in images}) == 7  # seven different samples
 
     ganforge("sample", trained_run, "--n", 3, "--out", tmp_path / "pngs")
-    assert sorted(p.name for p in (tmp_path / "pngs").iterdir()) == ["000000.png", "000001.png", "000002.png"]
+    files = sorted((tmp_path / "pngs").iterdir())
+    assert [p.name for p in files] == ["000000.png", "000001.png", "000002.png"]
+    for f, expected in zip(files, gen.sample(3, seed=0)[:, 0].numpy()):
+        png = Image.open(f)
+        assert png.mode == "L" and np.array_equal(np.asarray(png), expected), f.name
 
 
 def test_sampling_is_reproducible_by_seed(trained_run, tmp_path):
@@ -60,22 +83,29 @@ def test_sampling_is_reproducible_by_seed(trained_run, tmp_path):
         ganforge("sample", trained_run, "--n", 4, "--out", tmp_path / f"{name}.npz", "--seed", seed, "--batch-size", 3)
     a, b, c = (np.load(tmp_path / f"{n}.npz")["images"] for n in "abc")
     assert np.array_equal(a, b)
-    # after 4 steps G's pixels barely depend on z once rounded to uint8; compare its raw outputs
+    assert not np.array_equal(a, c)  # --seed reaches the noise
     from ganforge import load_generator
 
     gen = load_generator(trained_run)
+    assert np.array_equal(a, gen.sample(4, seed=5)[:, 0].numpy())
+    assert np.array_equal(c, gen.sample(4, seed=6)[:, 0].numpy())
+    # G's raw outputs too: they depend on z, and not on how the noise is batched
     assert not gen.generate(gen.noise(4, 5)).equal(gen.generate(gen.noise(4, 6)))
     assert gen.generate(gen.noise(4, 5)).equal(gen.generate(gen.noise(4, 5), batch_size=3))
 
 
 def test_python_api(trained_run):
+    import torch
+
     from ganforge import load_generator
 
     gen = load_generator(trained_run)
     images = gen.sample(3, seed=0)
-    assert images.shape == (3, 1, 28, 28)
+    assert images.shape == (3, 1, 28, 28) and images.dtype == torch.uint8
+    assert torch.equal(images, gen.sample(3, seed=0)) and not torch.equal(images, gen.sample(3, seed=1))
     pil = gen.sample_pil(2, seed=0)
-    assert pil[0].size == (28, 28)
+    assert pil[0].size == (28, 28) and pil[0].mode == "L"
+    assert all(np.array_equal(np.asarray(p), im[0].numpy()) for p, im in zip(pil, gen.sample(2, seed=0)))
     assert gen.step == 4
 
 
@@ -97,9 +127,9 @@ def test_recipes(monkeypatch):
     from ganforge.recipes import RECIPES
 
     monkeypatch.setitem(RECIPES, "sturdy", {"loss.d": "hinge", "loss.g": "hinge", "model.d_spectral_norm": True})
-    cfg = build_config("sturdy", None, [("loss.g", "nonsaturating")])
+    cfg = build_config("sturdy", None, [("loss.g", "wasserstein")])
     assert cfg.loss.d == "hinge" and cfg.model.d_spectral_norm
-    assert cfg.loss.g == "nonsaturating"  # flags and --set apply after the recipe
+    assert cfg.loss.g == "wasserstein"  # flags and --set apply after the recipe
     assert build_config("stable", None, []) == build_config(None, None, [])  # stable is the default
     assert build_config("classic", None, []) == validate(Config())  # classic: the plain defaults
     assert_clean_error(ganforge("train", "--recipe", "sturdy", check=False), "unknown recipe")

@@ -45,13 +45,26 @@ def test_edge_pad_repeats_border_pixels():
     assert y.tolist() == [[0, 0, 1, 1], [0, 0, 1, 1], [2, 2, 3, 3], [2, 2, 3, 3]]
 
 
+def smooth_images(n, c, h, w):
+    """Ramps that survive shrinking and enlarging almost unchanged (random pixels would not)."""
+    rows, cols = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    ramp = rows * 200 / h + cols * 50 / w  # 0 .. 250
+    return torch.stack([torch.stack([(ramp * (k + 1) / (k + c)) for k in range(c)])] * n).round().to(torch.uint8)
+
+
 def test_letterbox_pad_of_large_images_restores_shape():
-    x = random_images(2, 3, 100, 50)
+    x = smooth_images(2, 3, 100, 50)
     assert inner_size(100, 50, 32, "pad") == (32, 16)
     y = fit_images(x, 32, "pad")
     assert y.shape == (2, 3, 32, 32)
+    # the image shrunk to 32 x 16 in the middle columns, its edge columns repeated on either side
+    assert torch.equal(y[..., 8:24], resize_images(x, (32, 16)))
+    assert torch.equal(y[..., :8], y[..., 8:9].expand(-1, -1, -1, 8))
+    assert torch.equal(y[..., 24:], y[..., 23:24].expand(-1, -1, -1, 8))
     back = Geometry(32, 100, 50, "pad", 3).restore(y)
     assert back.shape == (2, 3, 100, 50)
+    assert torch.equal(back, resize_images(y[..., 8:24], (100, 50)))  # the middle, enlarged back
+    assert (back.float() - x.float()).abs().mean() < 2  # close to the original
 
 
 def test_crop_takes_the_centre():
@@ -72,6 +85,13 @@ def test_resize_round_trip_shape_and_values():
     back = Geometry(32, 20, 40, "resize", 3).restore(y)
     assert back.shape == (3, 3, 20, 40) and back.dtype == torch.uint8
     assert torch.all(back == 77)  # a flat image stays flat through both resizes
+    # a ramp is stretched to the square and back: whole image, no crop or padding, close to the original
+    x = smooth_images(2, 3, 20, 40)
+    y = fit_images(x, 32, "resize")
+    assert torch.equal(y, resize_images(x, (32, 32)))
+    back = Geometry(32, 20, 40, "resize", 3).restore(y)
+    assert torch.equal(back, resize_images(y, (20, 40)))
+    assert (back.float() - x.float()).abs().mean() < 2
 
 
 def test_mixed_sizes_restore_unchanged():

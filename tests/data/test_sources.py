@@ -6,9 +6,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
 from ganforge.data import BUILTIN_DATASETS, DataInfo, ImageDataset, dataset_info, load_dataset
+from ganforge.data.geometry import fit_images
 from ganforge.errors import DataError
 
 SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
@@ -250,6 +251,7 @@ def test_cmyk_jpeg_becomes_rgb(tmp_path):
     Image.fromarray(rgb(16, 16)).convert("CMYK").save(tmp_path / "c.jpg")
     data = load(tmp_path)
     assert data.images.shape == (1, 3, 16, 16)
+    assert np.array_equal(hwc(data, 0), np.asarray(Image.open(tmp_path / "c.jpg").convert("RGB")))  # Pillow's colours
 
 
 def test_exif_orientation_is_applied(tmp_path):
@@ -258,6 +260,9 @@ def test_exif_orientation_is_applied(tmp_path):
     Image.fromarray(rgb(16, 32)).save(tmp_path / "r.jpg", exif=exif.tobytes())
     data = load(tmp_path, resolution=32, fit="pad")
     assert (data.geometry.height, data.geometry.width) == (32, 16)
+    shown = np.asarray(ImageOps.exif_transpose(Image.open(tmp_path / "r.jpg")))  # (32, 16, 3): rotated, not mirrored
+    assert shown.shape == (32, 16, 3)
+    assert np.array_equal(data.geometry.restore(data.images)[0].permute(1, 2, 0).numpy(), shown)
 
 
 def test_animated_gif_gives_first_frame(tmp_path):
@@ -306,6 +311,8 @@ def test_explicit_resize_round_trip(tmp_path):
         save(tmp_path / f"{k}.png", rgb(20, 40, k))
     data = load(tmp_path, resolution=32, fit="resize")
     assert data.images.shape == (2, 3, 32, 32) and data.geometry.fit == "resize"
+    originals = torch.stack([torch.from_numpy(rgb(20, 40, k)).permute(2, 0, 1) for k in range(2)])
+    assert torch.equal(data.images, fit_images(originals, 32, "resize"))  # the files' pixels, stretched
     assert data.geometry.restore(data.images).shape == (2, 3, 20, 40)
 
 
@@ -313,6 +320,8 @@ def test_explicit_pad_letterboxes_large_images(tmp_path):
     save(tmp_path / "wide.png", rgb(300, 600))
     data = load(tmp_path, resolution=64, fit="pad")
     assert data.images.shape == (1, 3, 64, 64)
+    original = torch.from_numpy(rgb(300, 600)).permute(2, 0, 1)[None]
+    assert torch.equal(data.images, fit_images(original, 64, "pad"))  # shrunk to 64 x 32, edges repeated
     assert data.geometry.restore(data.images).shape == (1, 3, 300, 600)
 
 
@@ -321,20 +330,56 @@ def test_second_pass_and_memory_bound_give_the_same_pixels(tmp_path, monkeypatch
 
     for k, (h, w) in enumerate([(20, 40), (20, 40), (50, 30), (64, 64), (20, 40)]):
         save(tmp_path / f"{k}.png", rgb(h, w, k))
+    decoded, flushed = [], []
+    decode, flush = sources._decode, sources._Fitter._flush
+    monkeypatch.setattr(sources, "_decode", lambda *a, **k: decoded.append(1) or decode(*a, **k))
+    monkeypatch.setattr(sources._Fitter, "_flush", lambda self, key: flushed.append(len(self.pending[key])) or
+                        flush(self, key))
     first = load(tmp_path)
     # nothing kept from the first pass, and every decoded image fitted at once
     monkeypatch.setattr(sources, "_KEEP_BYTES", 0)
     monkeypatch.setattr(sources, "_PENDING_BYTES", 1)
+    decoded.clear()
+    flushed.clear()
     second = load(tmp_path)
+    assert len(decoded) == 5  # every image decoded again in the second pass
+    assert flushed == [1, 1, 1, 1]  # each one fitted as it came (the 64 x 64 one needs no fitting)
     assert torch.equal(first.images, second.images)
     assert first.geometry == second.geometry
 
 
-def test_large_jpegs_take_the_reduced_scale_path(tmp_path):
+@pytest.mark.xfail(strict=True, reason="_load_files decodes again, in its second pass, the images of the first "
+                   "pass that the fitter still holds (fewer than _BATCH_IMAGES of their size)")
+def test_small_images_are_decoded_once(tmp_path, monkeypatch):
+    """The first pass keeps small images decoded, so that a typical data set is decoded exactly once."""
+    from ganforge.data import sources
+
+    for k, (h, w) in enumerate([(20, 40), (20, 40), (50, 30), (64, 64), (20, 40)]):
+        save(tmp_path / f"{k}.png", rgb(h, w, k))
+    decoded = []
+    decode = sources._decode
+    monkeypatch.setattr(sources, "_decode", lambda *a, **k: decoded.append(1) or decode(*a, **k))
+    assert len(load(tmp_path)) == 5
+    assert decoded == []  # no second decode of any file
+
+
+def test_large_jpegs_take_the_reduced_scale_path(tmp_path, monkeypatch):
+    from ganforge.data import sources
+
     y, x = np.mgrid[0:1024, 0:1024]
     smooth = np.dstack([x // 4, y // 4, (x + y) // 8]).astype(np.uint8)
     save(tmp_path / "big.jpg", smooth, quality=95)
+    decodes = []
+    decode = sources._decode
+
+    def recorded(fp, shrink_to=None):
+        image, drafted = decode(fp, shrink_to)
+        decodes.append((image.shape, drafted))
+        return image, drafted
+
+    monkeypatch.setattr(sources, "_decode", recorded)
     data = load(tmp_path, resolution=32)
+    assert decodes == [((128, 128, 3), True)]  # decoded at 1/8 scale: twice the 32 px target, not 1024 px
     reference = torch.nn.functional.interpolate(
         torch.from_numpy(smooth).permute(2, 0, 1)[None].float(), size=(32, 32), mode="bicubic", antialias=True
     )

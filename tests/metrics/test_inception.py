@@ -120,10 +120,27 @@ def test_float32_under_autocast(model):
 
 
 def test_tf32_is_switched_off_only_inside():
-    before = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
-    with inception._exact_float32(torch.device("cuda")):
-        assert not torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
-    assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) == before
+    flags = (torch.backends.cudnn, torch.backends.cuda.matmul)
+    saved = [f.allow_tf32 for f in flags]
+    try:
+        # both on before (matmul TF32 is off by default, which would hide a context that forgot it)
+        for f in flags:
+            f.allow_tf32 = True
+        with inception._exact_float32(torch.device("cuda")):
+            assert not torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
+        assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
+        with pytest.raises(RuntimeError, match="inside"):  # restored when the block fails too
+            with inception._exact_float32(torch.device("cuda")):
+                raise RuntimeError("inside")
+        assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
+        # and a setting of off is kept off
+        torch.backends.cudnn.allow_tf32 = False
+        with inception._exact_float32(torch.device("cuda")):
+            pass
+        assert not torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
+    finally:
+        for f, value in zip(flags, saved):
+            f.allow_tf32 = value
 
 
 def test_rejects_other_dtypes_and_channel_counts(model):

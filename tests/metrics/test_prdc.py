@@ -44,9 +44,26 @@ def test_collapsed_generator_has_precision_but_no_recall():
 def test_blocked_computation_matches_one_block(monkeypatch):
     rng = np.random.default_rng(2)
     real, fake = rng.standard_normal((257, 12)), rng.standard_normal((190, 12)) * 1.3
+    blocks = []
+    original = prdc_module.distance_blocks
+
+    def recorded(x, y, same=False):
+        for rows, d in original(x, y, same):
+            blocks.append(d.shape)
+            yield rows, d
+
+    monkeypatch.setattr(prdc_module, "distance_blocks", recorded)
     whole = prdc(real, fake, nearest_k=4)
-    monkeypatch.setattr(prdc_module, "_BLOCK_BYTES", 8 * 300 * 7)  # 7 rows per block
+    assert len(blocks) == 3  # real radii, fake radii, real x fake: one block each
+    blocks.clear()
+    monkeypatch.setattr(prdc_module, "_BLOCK_BYTES", 8 * 300 * 7)  # 8 rows of 257 distances, 11 of 190
     assert prdc(real, fake, nearest_k=4) == whole
+    # the limit really split the work: real x real in blocks of 8 rows (33 blocks), fake x fake and
+    # real x fake in blocks of 11 (18 + 24), every row of each matrix once
+    assert len(blocks) == 33 + 18 + 24
+    assert all(rows <= (8 if cols == 257 else 11) for rows, cols in blocks)
+    assert sum(rows for rows, cols in blocks if cols == 257) == 257
+    assert sum(rows for rows, cols in blocks if cols == 190) == 190 + 257
 
 
 def test_wrappers_and_errors():
