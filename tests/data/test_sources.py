@@ -348,8 +348,6 @@ def test_second_pass_and_memory_bound_give_the_same_pixels(tmp_path, monkeypatch
     assert first.geometry == second.geometry
 
 
-@pytest.mark.xfail(strict=True, reason="_load_files decodes again, in its second pass, the images of the first "
-                   "pass that the fitter still holds (fewer than _BATCH_IMAGES of their size)")
 def test_small_images_are_decoded_once(tmp_path, monkeypatch):
     """The first pass keeps small images decoded, so that a typical data set is decoded exactly once."""
     from ganforge.data import sources

@@ -410,10 +410,11 @@ def _load_files(
     fit = _auto_fit(sizes, resolution) if fit == "auto" else fit
 
     fitter = _Fitter(total, resolution, channels, fit)
+    first_pass = set(decoded)  # handed to the fitter now (it may hold some until finish)
     for i in list(decoded):
         image = decoded.pop(i)
         fitter.add(i, image, image.shape[:2])
-    rest = [i for i in headers if not fitter.done[i]]
+    rest = [i for i in headers if i not in first_pass]
     with _progress_bar(len(rest), "decoding large images", progress) as bar:
         for i in rest:
             h, w, _ = headers[i]
