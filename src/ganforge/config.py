@@ -107,7 +107,7 @@ class TrainConfig:
     sample_every: int = 500  # steps between sample grids from fixed noise (0: only at the end)
     checkpoint_every: int = 1000  # steps between checkpoints
     checkpoint_minutes: float = 10.0  # also checkpoint when this much time has passed since the last one
-    keep_checkpoints: int = 2  # newest checkpoints kept on disk
+    keep_checkpoints: int = 2  # newest complete checkpoints kept on disk (at least 2, whatever is set)
     grid_size: int = 64  # images in each sample grid
     eval_every: int = 0  # steps between evaluations against the training data (0: never)
     eval_metrics: str = "fd"  # comma list (fd, kid, is, pr, dc, modes); the first one picks the best weights
