@@ -6,7 +6,7 @@ import pytest
 
 from ganforge.data.mixtures import grid25, ring8
 from ganforge.errors import GanforgeError
-from ganforge.metrics.modes import class_coverage, mixture_modes
+from ganforge.metrics.modes import Confusion, class_coverage, classifier_confusion, mixture_modes
 
 
 def _one_hot_probs(pred, k):
@@ -64,6 +64,115 @@ def test_class_coverage_errors():
         class_coverage(np.array([0.2, 0.8]), np.arange(10))  # 1-D floats are not predictions
     with pytest.raises(GanforgeError):
         class_coverage(np.array([0, 1]), np.array([-1, 0]))
+
+
+def _leaky_rates(k=10):
+    """A 91%-accurate classifier: 3% of each class goes to each neighbour, 3% over the rest."""
+    rates = np.full((k, k), 0.03 / (k - 3))
+    for c in range(k):
+        rates[c, c] = 0.91
+        rates[c, (c - 1) % k] = rates[c, (c + 1) % k] = 0.03
+    return rates
+
+
+def _classify(true_classes, rates, rng):
+    """Predicted classes of samples of the given true classes through the confusion rates."""
+    cum = rates.cumsum(axis=1)
+    return np.minimum((rng.random(len(true_classes))[:, None] > cum[true_classes]).sum(axis=1), len(rates) - 1)
+
+
+def test_classifier_confusion_counts_true_by_predicted():
+    labels = np.array([0, 0, 1, 1, 1, 2])
+    pred = np.array([0, 1, 1, 1, 2, 2])
+    expected = [[1, 1, 0], [0, 2, 1], [0, 0, 1]]
+    hard = classifier_confusion(pred, labels)
+    assert not hard.soft
+    np.testing.assert_array_equal(hard.counts, expected)
+    np.testing.assert_array_equal(hard.squares, expected)
+    probs = _one_hot_probs(pred, 4)
+    np.testing.assert_array_equal(classifier_confusion(probs, labels).counts, np.pad(expected, (0, 1)))
+    soft = classifier_confusion(probs, labels, soft=True)
+    assert soft.soft and soft.counts.sum(axis=1) == pytest.approx([2, 3, 1, 0])
+    assert soft.counts[1, 1] == pytest.approx(2 * 0.99 + 0.01 / 3)
+    assert soft.squares[1, 1] == pytest.approx(2 * 0.99**2 + (0.01 / 3) ** 2)
+    with pytest.raises(GanforgeError):
+        classifier_confusion(pred, labels[:-1])
+    with pytest.raises(GanforgeError, match="probabilities"):
+        classifier_confusion(pred, labels, soft=True)
+
+
+def test_confusion_correction_reads_one_class_as_one():
+    rng = np.random.default_rng(0)
+    rates = _leaky_rates()
+    confusion = rates * 1000  # counts: 1,000 labelled images per class
+    real = np.arange(1000) % 10
+    pred = _classify(np.full(5000, 3), rates, rng)  # a one-class set, seen through the classifier
+    out = class_coverage(pred, real, confusion=confusion)
+    assert out["classes_covered_raw"] == 3  # the neighbours' 3% each pass the 1% threshold
+    assert out["classes_covered"] == 1 and out["missing"] == [c for c in range(10) if c != 3]
+    assert out["corrected"] and out["histogram"][3] > 0.98
+    assert out["raw_histogram"][2] == pytest.approx(0.03, abs=0.01)
+    assert out["kl"] == pytest.approx(np.log(10), abs=0.05)  # one class of ten, once corrected
+
+
+def test_confusion_correction_keeps_balanced_and_rare_classes():
+    rng = np.random.default_rng(1)
+    rates = _leaky_rates()
+    real = np.arange(1000) % 10
+    balanced = class_coverage(_classify(np.arange(5000) % 10, rates, rng), real, confusion=rates * 1000)
+    assert balanced["classes_covered"] == balanced["classes_covered_raw"] == 10
+    assert balanced["histogram"] == pytest.approx([0.1] * 10, abs=0.02) and balanced["kl"] < 0.01
+    # Class 3 at 2% of the samples (threshold 1%): a rare but real class still counts.
+    shares = np.full(10, 0.98 / 9)
+    shares[3] = 0.02
+    rare = class_coverage(_classify(rng.choice(10, 5000, p=shares), rates, rng), real, confusion=rates * 1000)
+    assert rare["classes_covered"] == 10 and rare["histogram"][3] == pytest.approx(0.02, abs=0.008)
+
+
+def test_confusion_correction_still_reports_a_missing_class():
+    rng = np.random.default_rng(2)
+    rates = _leaky_rates()
+    nine = np.array([c for c in range(10) if c != 3])
+    pred = _classify(rng.choice(nine, 5000), rates, rng)
+    out = class_coverage(pred, np.arange(1000) % 10, confusion=rates * 1000)
+    assert out["raw_histogram"][3] > 0.005  # its neighbours leak into it
+    assert out["classes_covered"] == 9 and out["missing"] == [3] and out["histogram"][3] < 0.005
+    # Only the classifier's own confusion is explained away: a class missing under a perfect
+    # classifier's eyes is missing with or without the correction.
+    exact = class_coverage(nine.repeat(50), np.arange(1000) % 10, confusion=np.eye(10) * 1e6)
+    assert exact["missing"] == [3] and exact["classes_covered"] == exact["classes_covered_raw"] == 9
+
+
+def test_soft_confusion_uses_mean_probabilities():
+    # Classes 0 and 1 look alike: 30% of each class's images read as the other, but their
+    # probabilities still lean the right way (0.55 against 0.45); class 2 is never confused.
+    rng = np.random.default_rng(3)
+
+    def probs(true):
+        lean = np.where(rng.random(len(true)) < 0.7, 0.8, 0.45)  # probability of the true class
+        out = np.zeros((len(true), 3))
+        out[np.arange(len(true)), true] = np.where(true == 2, 1.0, lean)
+        other = np.where(true == 0, 1, 0)
+        out[np.arange(len(true)), other] += np.where(true == 2, 0.0, 1 - lean)
+        return out
+
+    labels = np.arange(3000) % 3
+    soft = classifier_confusion(probs(labels), labels, soft=True)
+    assert soft.soft and soft.counts[0] == pytest.approx([1000 * (0.7 * 0.8 + 0.3 * 0.45), 1000 * (0.7 * 0.2 + 0.3 * 0.55), 0], rel=0.05)
+    one = class_coverage(probs(np.zeros(2000, int)), labels, confusion=soft)
+    assert one["classes_covered_raw"] == 2 and one["classes_covered"] == 1 and one["missing"] == [1, 2]
+    both = class_coverage(probs(np.arange(2000) % 2), labels, confusion=soft)
+    assert both["classes_covered"] == 2 and both["missing"] == [2]
+    assert both["histogram"] == pytest.approx([0.5, 0.5, 0.0], abs=0.05)
+    with pytest.raises(GanforgeError, match="probabilities"):
+        class_coverage(np.zeros(10, int), labels, confusion=soft)
+
+
+def test_confusion_correction_needs_a_row_per_real_class():
+    with pytest.raises(GanforgeError, match="no labelled images of classes \\[2\\]"):
+        class_coverage(np.array([0, 1]), np.arange(30) % 3, confusion=np.diag([10, 10, 0]))
+    with pytest.raises(GanforgeError, match="square"):
+        class_coverage(np.array([0, 1]), np.arange(30) % 3, confusion=np.ones((3, 2)))
 
 
 def test_ring8_samples_cover_all_modes():
