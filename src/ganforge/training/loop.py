@@ -394,8 +394,11 @@ class Trainer:
     @property
     def sampling_generator(self) -> torch.nn.Module:
         """The weights used for samples: the moving average when enabled (with BatchNorm statistics
-        recomputed for its weights, see :mod:`ganforge.training.ema`), else G itself."""
-        return self.ema.ready(self.precision.autocast) if self.ema is not None else self.G
+        recomputed for its weights, see :mod:`ganforge.training.ema`), else G itself.
+
+        The statistics are computed in float32 whatever the training precision: the saved average
+        is sampled in float32 by ``ganforge sample`` and ``load_generator``."""
+        return self.ema.ready() if self.ema is not None else self.G
 
     def save_samples(self) -> Path:
         """A grid from the fixed noise: samples/step-NNNNNNNN.png (and samples/latest.png)."""
