@@ -1,6 +1,8 @@
 """Regularisers for D (and helpers for clipping and monitoring)."""
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import nn
 
@@ -24,7 +26,7 @@ def r2_penalty(fake_logits: torch.Tensor, fake_images: torch.Tensor) -> torch.Te
     return _input_grad_sq_norm(fake_logits, fake_images)
 
 
-def gradient_penalty(D: nn.Module, real: torch.Tensor, fake: torch.Tensor,
+def gradient_penalty(D: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor, fake: torch.Tensor,
                      generator: torch.Generator | None = None, view=None) -> torch.Tensor:
     """WGAN-GP: E[(||grad D(x_hat)||_2 - 1)^2] with x_hat = e x + (1 - e) G(z), e ~ U[0, 1] per sample.
 

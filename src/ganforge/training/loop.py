@@ -37,11 +37,11 @@ from .monitor import HealthMonitor, weights_finite
 from .logging import RunLogger
 from .runtime import Precision, resolve_device, resolve_precision
 from .augment import AdaptiveAugment, DiffAugment
-from .steps import StepOptions, d_step, g_step, make_optimizer
+from .state import TrainState
+from .steps import StepOptions, make_optimizer
 
 DISCRIMINATOR_FORMAT = "ganforge.discriminator/1"
 STAT_NAMES = ("loss_d", "loss_g", "d_real", "d_fake", "penalty_d", "grad_d", "grad_g")
-ADA_INTERVAL = 4  # steps between adjustments of the adaptive augmentation probability
 
 
 def data_fingerprint(images: torch.Tensor) -> str:
@@ -78,6 +78,7 @@ class Trainer:
         if resume:
             self._check_saved_config()
         self.images = data.images.to(self.device)  # (N, C, R, R) uint8, decoded once, kept on the device
+        self.labels = None  # (N,) int64 on the device for a class-conditional model
         self.steps_per_epoch = len(data) // t.batch_size  # real batches per epoch (last partial batch dropped)
 
         geometry = data.geometry
@@ -89,32 +90,26 @@ class Trainer:
             d_mbstd=m.d_mbstd,
         )
         torch.manual_seed(t.seed)  # weight initialisation
-        self.G = build_generator(m.arch, self.model_cfg).to(self.device)
-        self.D = build_discriminator(m.arch, self.model_cfg).to(self.device)
-        self.ema = EMA(self.G, t.ema_kimg, t.batch_size, z_dim=m.z_dim) if t.ema_kimg > 0 else None
-        self.g_opt = make_optimizer(self.G.parameters(), cfg.g_optim)
-        self.d_opt = make_optimizer(self.D.parameters(), cfg.d_optim)
-
-        # Noise and the steps' own randomness (augmentation, instance noise, GP interpolation) come
-        # from generators on the device that are re-seeded from (seed, step) at every G step
-        # (see _seed_step): resuming needs only the step counter, on any device.
-        self.noise_rng = torch.Generator(self.device)
+        G = build_generator(m.arch, self.model_cfg).to(self.device)
+        D = build_discriminator(m.arch, self.model_cfg).to(self.device)
         reg = cfg.reg
         augment = None
         if reg.augment:
             start_p = reg.augment_p if reg.augment_p is not None else (0.0 if reg.ada else 1.0)
             augment = DiffAugment(reg.augment.replace("color", "colour"), p=start_p)
-        self.opts = StepOptions(
+        opts = StepOptions(
             d_loss=cfg.loss.d, g_loss=cfg.loss.g, precision=self.precision, reg=reg, augment=augment,
             ada=AdaptiveAugment(target=reg.ada_target, speed_kimg=reg.ada_kimg, p=augment.p) if reg.ada else None,
-            rng=torch.Generator(self.device),
+        )
+        self.state = TrainState(
+            G=G, D=D, g_opt=make_optimizer(G.parameters(), cfg.g_optim), d_opt=make_optimizer(D.parameters(), cfg.d_optim),
+            opts=opts, z_dim=m.z_dim, seed=t.seed, d_steps=t.d_steps,
+            ema=EMA(G, t.ema_kimg, t.batch_size, z_dim=m.z_dim) if t.ema_kimg > 0 else None,
         )
         self.fixed_noise = torch.randn(
             t.grid_size, m.z_dim, generator=torch.Generator().manual_seed(t.seed + 1)
         ).to(self.device)  # (grid_size, z_dim)
 
-        self.step = 0  # G updates done
-        self.real_batches = 0  # D updates done = real batches consumed
         self.elapsed = 0.0  # wall-clock seconds of the training loop, summed over resumed sessions
         self.fingerprint = data_fingerprint(data.images)
         self.best: dict[str, Any] | None = None  # {"metric", "value", "step"} of the best evaluation so far
@@ -151,6 +146,27 @@ class Trainer:
     def _set_precision(self, precision: Precision) -> None:
         self.precision = precision
         self.opts.precision = precision
+
+    # The training state's parts, by their familiar names.
+    G = property(lambda self: self.state.G)
+    D = property(lambda self: self.state.D)
+    g_opt = property(lambda self: self.state.g_opt)
+    d_opt = property(lambda self: self.state.d_opt)
+    ema = property(lambda self: self.state.ema)
+    opts = property(lambda self: self.state.opts)
+    noise_rng = property(lambda self: self.state.noise_rng)
+
+    @property
+    def step(self) -> int:
+        return self.state.step
+
+    @step.setter
+    def step(self, value: int) -> None:
+        self.state.step = value
+
+    @property
+    def real_batches(self) -> int:
+        return self.state.real_batches
 
     # ------------------------------------------------------------------ evaluation
 
@@ -194,52 +210,31 @@ class Trainer:
     def epoch(self) -> float:
         return self.real_batches / self.steps_per_epoch
 
-    def _real_batch(self) -> torch.Tensor:
-        """The next real batch, (B, C, R, R) in [-1, 1]. Epoch e's order is a function of (seed, e)."""
-        epoch, index = divmod(self.real_batches, self.steps_per_epoch)
+    def _real_batch(self, offset: int = 0) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Real batch number real_batches + offset: images (B, C, R, R) in [-1, 1] and labels (B,) for a
+        conditional model (else None). Epoch e's order is a function of (seed, e)."""
+        epoch, index = divmod(self.real_batches + offset, self.steps_per_epoch)
         if epoch != self._perm_epoch:
             order_rng = torch.Generator().manual_seed(self.cfg.train.seed * 1_000_003 + epoch)
             self._perm = torch.randperm(len(self.images), generator=order_rng).to(self.device)
             self._perm_epoch = epoch
         b = self.cfg.train.batch_size
         idx = self._perm[index * b : (index + 1) * b]
-        self.real_batches += 1
-        return from_uint8(self.images[idx])
+        labels = self.labels[idx] if self.labels is not None else None
+        return from_uint8(self.images[idx]), labels
 
     def _noise(self) -> torch.Tensor:
-        t = self.cfg.train
-        return torch.randn(t.batch_size, self.cfg.model.z_dim, generator=self.noise_rng, device=self.device)
+        return self.state.noise(self.cfg.train.batch_size)
 
     # ------------------------------------------------------------------ one step
 
     def _seed_step(self) -> None:
-        """Re-seed the noise and step generators from (seed, step): the random streams of every step
-        are fixed by the run's seed and the step number alone, on whatever device the run is."""
-        seed = self.cfg.train.seed
-        for stream, gen in enumerate((self.noise_rng, self.opts.rng)):
-            digest = hashlib.blake2b(f"{seed}:{self.step}:{stream}".encode(), digest_size=8).digest()
-            gen.manual_seed(int.from_bytes(digest, "little") >> 1)
+        self.state.seed_step()
 
     def train_step(self) -> dict[str, torch.Tensor]:
-        """d_steps D updates, then one G update on the last fake batch (as in the original DCGAN loop)."""
-        self._seed_step()
-        d_steps = self.cfg.train.d_steps
-        for k in range(d_steps):
-            d_updates = self.real_batches  # before this batch: drives lazy regularisation
-            real = self._real_batch()
-            z = self._noise()
-            last = k == d_steps - 1
-            with torch.set_grad_enabled(last), self.precision.autocast():
-                fake = self.G(z)  # (B, C, R, R); keeps its graph only for the G step
-            stats = d_step(self.D, self.d_opt, real, fake.detach(), self.opts, step=d_updates)
-        stats.update(g_step(self.D, self.g_opt, fake, self.opts, real=real))
-        if self.opts.ada is not None and (self.step + 1) % ADA_INTERVAL == 0:
-            self.opts.ada.adjust(self.cfg.train.batch_size * d_steps * ADA_INTERVAL)
-            self.opts.augment.p = self.opts.ada.p
-        if self.ema is not None:
-            self.ema.update(self.G)
-        self.step += 1
-        return stats
+        """One G update (after d_steps D updates) on the next real batches of the epoch order."""
+        batches = [self._real_batch(k) for k in range(self.cfg.train.d_steps)]
+        return self.state.train_step(batches)
 
     # ------------------------------------------------------------------ stopping
 
@@ -398,7 +393,7 @@ class Trainer:
 
         The statistics are computed in float32 whatever the training precision: the saved average
         is sampled in float32 by ``ganforge sample`` and ``load_generator``."""
-        return self.ema.ready() if self.ema is not None else self.G
+        return self.state.sampling_generator
 
     def save_samples(self) -> Path:
         """A grid from the fixed noise: samples/step-NNNNNNNN.png (and samples/latest.png)."""
@@ -423,16 +418,10 @@ class Trainer:
         if not weights_finite(self.G, self.D):
             return latest_checkpoint(self.run_dir)
         state = {
-            "step": self.step,
-            "real_batches": self.real_batches,
+            **self.state.state_dict(),
             "elapsed": self.elapsed,
             "data_fingerprint": self.fingerprint,
-            "g_opt": self.g_opt.state_dict(),
-            "d_opt": self.d_opt.state_dict(),
-            "rng_cpu": torch.get_rng_state(),  # the global generators (dropout); noise is seeded per step
-            "rng_cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
             "precision": self.precision.name,  # as resolved: resume keeps it unless the user changes it
-            "ada": self.opts.ada.state_dict() if self.opts.ada is not None else None,
             "fixed_noise": self.fixed_noise.cpu(),
             "best": self.best,
             "rollbacks": self.rollbacks,
@@ -457,27 +446,15 @@ class Trainer:
                 f"the training images differ from those the run in {self.run_dir} started with; "
                 "resume with the same data or start a new run"
             )
-        load_network_weights(folder, "generator", self.G)
-        load_network_weights(folder, "discriminator", self.D)
-        if self.ema is not None:
-            load_network_weights(folder, "generator_ema", self.ema.model)
-            self.ema.stale = self.ema.has_batchnorm
-        self.g_opt.load_state_dict(state["g_opt"])
-        self.d_opt.load_state_dict(state["d_opt"])
-        torch.set_rng_state(state["rng_cpu"])
-        if state.get("rng_cuda") is not None and self.device.type == "cuda":
-            torch.cuda.set_rng_state(state["rng_cuda"], self.device)
+        for name, module in self.state.networks().items():
+            load_network_weights(folder, name, module)
+        self.state.load_state_dict(state)
         saved_precision = state.get("precision")
         if self.cfg.train.precision == "auto" and saved_precision and saved_precision != self.precision.name:
             self._set_precision(resolve_precision(saved_precision, self.device))
             self.notices.append(f"keeping the run's precision {saved_precision} (auto would pick another here; "
                                 "set train.precision to change it)")
-        if self.opts.ada is not None:
-            self.opts.ada.load_state_dict(state["ada"])
-            self.opts.augment.p = self.opts.ada.p
         self.fixed_noise = state["fixed_noise"].to(self.device)
-        self.step = int(state["step"])
-        self.real_batches = int(state["real_batches"])
         self.elapsed = float(state["elapsed"])
         self.best = state.get("best")
         self.rollbacks, self.lr_scale = int(state["rollbacks"]), float(state["lr_scale"])

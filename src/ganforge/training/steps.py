@@ -50,6 +50,11 @@ def _d_inputs(images: torch.Tensor, opts: StepOptions) -> torch.Tensor:
     return images
 
 
+def call(net: nn.Module, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+    """net(x) for an unconditional network, net(x, labels) for a class-conditional one."""
+    return net(x) if labels is None else net(x, labels)
+
+
 def _float32(device_type: str):
     """A region where autocast is off, whatever the caller set: penalty passes need full precision."""
     return torch.autocast(device_type, enabled=False)
@@ -62,6 +67,7 @@ def d_step(
     fake: torch.Tensor,  # (N, C, R, R), detached from G's graph
     opts: StepOptions,
     step: int = 0,  # D updates so far, for lazy regularisation
+    labels: torch.Tensor | None = None,  # (N,) classes of real and fake alike, for a conditional D
 ) -> dict[str, torch.Tensor]:
     """Minimise D's loss (+ penalties) with one summed backward pass.
 
@@ -79,9 +85,9 @@ def d_step(
     fake = fake.detach().float().requires_grad_(use_r2)
     real_view, fake_view = _d_inputs(real, opts), _d_inputs(fake, opts)
     with _float32(device_type) if use_r1 else opts.precision.autocast():
-        real_logits = D(real_view)  # (N,)
+        real_logits = call(D, real_view, labels)  # (N,)
     with _float32(device_type) if use_r2 else opts.precision.autocast():
-        fake_logits = D(fake_view)  # (N,)
+        fake_logits = call(D, fake_view, labels)  # (N,)
     loss = d_loss(opts.d_loss, real_logits, fake_logits, label_smoothing=reg.label_smoothing)
     penalty = torch.zeros((), device=real.device)
     if use_r1:  # lazy: every r_interval steps, scaled up by the interval
@@ -91,7 +97,8 @@ def d_step(
     if reg.gp_weight > 0:
         with _float32(device_type):
             penalty = penalty + reg.gp_weight * gradient_penalty(
-                D, real.detach(), fake.detach(), opts.rng, view=lambda x: _d_inputs(x, opts))
+                lambda x: call(D, x, labels), real.detach(), fake.detach(), opts.rng,
+                view=lambda x: _d_inputs(x, opts))
     total = loss + penalty
     d_opt.zero_grad(set_to_none=True)
     total.backward()
@@ -119,17 +126,18 @@ def g_step(
     fake: torch.Tensor,  # (N, C, R, R), still attached to G's graph
     opts: StepOptions,
     real: torch.Tensor | None = None,  # needed by relativistic losses (which therefore read real data)
+    labels: torch.Tensor | None = None,  # (N,) classes of fake (and real), for a conditional D
 ) -> dict[str, torch.Tensor]:
     """Minimise G's loss on D's view of ``fake``; D's weights get no gradient."""
     D.requires_grad_(False)  # skip D's weight gradients: only G is updated here
     try:
         real_logits = None
         with opts.precision.autocast():
-            fake_logits = D(_d_inputs(fake, opts))
+            fake_logits = call(D, _d_inputs(fake, opts), labels)
             if opts.g_loss in G_NEEDS_REAL:
                 if real is None:
                     raise ValueError(f"the {opts.g_loss} G loss needs a real batch")
-                real_logits = D(_d_inputs(real, opts)).detach()
+                real_logits = call(D, _d_inputs(real, opts), labels).detach()
         loss = g_loss(opts.g_loss, fake_logits, real_logits)
         g_opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -1,0 +1,137 @@
+"""The training state and the step that advances it.
+
+:class:`TrainState` is everything one run holds between steps: G, D, the averaged G, the
+optimisers, the step options (losses, precision, regularisers, augmentation and its adaptive
+probability), the counters and the random streams. :meth:`TrainState.train_step` advances it
+by one G update on real batches handed to it. It does not know where the batches come from,
+so the training loop, a DDP rank, a differential-privacy wrapper or a federated site can each
+drive it: load a state, run k steps on their own batches, hand back the weights.
+
+Randomness: the noise and the steps' own draws (augmentation, instance noise, penalty
+interpolation) come from two generators on the device that are re-seeded from (seed, step,
+stream) at every step, so the random streams of a step are a function of the seed and the step
+number alone, on any device, and resuming needs only the counters.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+from .ema import EMA
+from .steps import StepOptions, call, d_step, g_step
+
+ADA_INTERVAL = 4  # steps between adjustments of the adaptive augmentation probability
+Batch = tuple[torch.Tensor, "torch.Tensor | None"]  # images (B, C, R, R) in [-1, 1], labels (B,) int64 or None
+
+
+def stream_seed(seed: int, step: int, stream: int) -> int:
+    """A 63-bit seed for random stream ``stream`` of step ``step`` of a run seeded ``seed``."""
+    digest = hashlib.blake2b(f"{seed}:{step}:{stream}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
+
+
+@dataclass
+class TrainState:
+    G: nn.Module
+    D: nn.Module
+    g_opt: torch.optim.Optimizer
+    d_opt: torch.optim.Optimizer
+    opts: StepOptions
+    z_dim: int
+    seed: int = 0
+    d_steps: int = 1  # D updates per G update
+    ema: EMA | None = None
+    step: int = 0  # G updates done
+    real_batches: int = 0  # D updates done = real batches consumed
+    noise_rng: torch.Generator = field(init=False)
+
+    def __post_init__(self):
+        self.noise_rng = torch.Generator(self.device)
+        if self.opts.rng is None:
+            self.opts.rng = torch.Generator(self.device)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.G.parameters()).device
+
+    @property
+    def sampling_generator(self) -> nn.Module:
+        """The averaged G with BatchNorm statistics fitted to it (float32) when kept, else G itself."""
+        return self.ema.ready() if self.ema is not None else self.G
+
+    def networks(self) -> dict[str, nn.Module]:
+        """The modules a checkpoint or a federated update carries, by file name."""
+        nets = {"generator": self.G, "discriminator": self.D}
+        if self.ema is not None:
+            nets["generator_ema"] = self.ema.model
+        return nets
+
+    # ------------------------------------------------------------------ randomness
+
+    def seed_step(self) -> None:
+        """Re-seed the noise and step generators for the current step."""
+        for stream, gen in enumerate((self.noise_rng, self.opts.rng)):
+            gen.manual_seed(stream_seed(self.seed, self.step, stream))
+
+    def noise(self, n: int) -> torch.Tensor:
+        return torch.randn(n, self.z_dim, generator=self.noise_rng, device=self.device)  # (n, z_dim)
+
+    # ------------------------------------------------------------------ the step
+
+    def train_step(self, batches: Sequence[Batch]) -> dict[str, torch.Tensor]:
+        """d_steps D updates, one per real batch, then one G update on the last fake batch (as in
+        the original DCGAN loop). Fakes are drawn for the real batch's labels, so a conditional G
+        sees the classes in the data's proportions. Returns detached 0-dim tensors."""
+        if len(batches) != self.d_steps:
+            raise ValueError(f"a step takes {self.d_steps} real batch(es), got {len(batches)}")
+        self.seed_step()
+        precision = self.opts.precision
+        images_seen = 0
+        for k, (real, labels) in enumerate(batches):
+            last = k == len(batches) - 1
+            z = self.noise(len(real))
+            with torch.set_grad_enabled(last), precision.autocast():
+                fake = call(self.G, z, labels)  # (B, C, R, R); keeps its graph only for the G step
+            stats = d_step(self.D, self.d_opt, real, fake.detach(), self.opts, step=self.real_batches, labels=labels)
+            self.real_batches += 1
+            images_seen += len(real)
+        stats.update(g_step(self.D, self.g_opt, fake, self.opts, real=real, labels=labels))
+        if self.opts.ada is not None and (self.step + 1) % ADA_INTERVAL == 0:
+            self.opts.ada.adjust(images_seen * ADA_INTERVAL)
+            self.opts.augment.p = self.opts.ada.p
+        if self.ema is not None:
+            self.ema.update(self.G)
+        self.step += 1
+        return stats
+
+    # ------------------------------------------------------------------ saving
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything but the network weights (those go to safetensors files, see :meth:`networks`)."""
+        return {
+            "step": self.step,
+            "real_batches": self.real_batches,
+            "g_opt": self.g_opt.state_dict(),
+            "d_opt": self.d_opt.state_dict(),
+            "rng_cpu": torch.get_rng_state(),  # the global generators (dropout); noise is seeded per step
+            "rng_cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
+            "ada": self.opts.ada.state_dict() if self.opts.ada is not None else None,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.step = int(state["step"])
+        self.real_batches = int(state["real_batches"])
+        self.g_opt.load_state_dict(state["g_opt"])
+        self.d_opt.load_state_dict(state["d_opt"])
+        torch.set_rng_state(state["rng_cpu"])
+        if state.get("rng_cuda") is not None and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["rng_cuda"], self.device)
+        if self.opts.ada is not None:
+            self.opts.ada.load_state_dict(state["ada"])
+            self.opts.augment.p = self.opts.ada.p
+        if self.ema is not None:
+            self.ema.stale = self.ema.has_batchnorm
