@@ -23,7 +23,7 @@ import torch
 from ganforge.metrics.domain import extract, load_or_train
 from ganforge.metrics.frechet import GaussianStats, frechet_distance
 from ganforge.models import build_generator, model_config
-from ganforge.models.layers import to_uint8
+from ganforge.pixels import to_uint8
 from ganforge.training.checkpoint import find_checkpoint, load_network_weights, read_network_meta
 from ganforge.training.ema import EMA, batchnorm_layers, recompute_batchnorm_stats
 from ganforge.training.runtime import cpu_name

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from ganforge import cache
 from ganforge.data import NAMED_DATASETS, load_dataset
 from ganforge.data import named
 from ganforge.errors import DataError
@@ -110,7 +111,7 @@ def test_offline_error_names_files_and_folder(tmp_path, monkeypatch):
     def offline(*args, **kwargs):
         raise urllib.error.URLError("network is unreachable")
 
-    monkeypatch.setattr(named.urllib.request, "urlopen", offline)
+    monkeypatch.setattr(cache.urllib.request, "urlopen", offline)
     with pytest.raises(DataError) as excinfo:
         load_dataset("fashion-mnist", cache_dir=tmp_path, progress=False)
     message = str(excinfo.value)
@@ -144,7 +145,7 @@ def test_download_is_verified_and_atomic(tmp_path, monkeypatch):
         assert timeout > 0
         return FakeResponse(files[request.full_url.rsplit("/", 1)[-1]])
 
-    monkeypatch.setattr(named.urllib.request, "urlopen", serve)
+    monkeypatch.setattr(cache.urllib.request, "urlopen", serve)
     data = load_dataset("mnist", cache_dir=tmp_path, progress=False)
     assert data.labels.tolist() == [4, 2]
     folder = tmp_path / "datasets" / "mnist"

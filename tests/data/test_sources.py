@@ -326,19 +326,20 @@ def test_explicit_pad_letterboxes_large_images(tmp_path):
 
 
 def test_second_pass_and_memory_bound_give_the_same_pixels(tmp_path, monkeypatch):
-    from ganforge.data import sources
+    from ganforge.data import decode, files, policy
 
     for k, (h, w) in enumerate([(20, 40), (20, 40), (50, 30), (64, 64), (20, 40)]):
         save(tmp_path / f"{k}.png", rgb(h, w, k))
     decoded, flushed = [], []
-    decode, flush = sources._decode, sources._Fitter._flush
-    monkeypatch.setattr(sources, "_decode", lambda *a, **k: decoded.append(1) or decode(*a, **k))
-    monkeypatch.setattr(sources._Fitter, "_flush", lambda self, key: flushed.append(len(self.pending[key])) or
+    decode_image, flush = decode.decode_image, policy.Fitter._flush
+    monkeypatch.setattr(decode, "decode_image", lambda *a, **k: decoded.append(1) or decode_image(*a, **k))
+    monkeypatch.setattr(policy.Fitter, "_flush", lambda self, key: flushed.append(len(self.pending[key])) or
                         flush(self, key))
     first = load(tmp_path)
+    assert decoded == [] and flushed  # small images: decoded once, in the first pass
     # nothing kept from the first pass, and every decoded image fitted at once
-    monkeypatch.setattr(sources, "_KEEP_BYTES", 0)
-    monkeypatch.setattr(sources, "_PENDING_BYTES", 1)
+    monkeypatch.setattr(files, "_KEEP_BYTES", 0)
+    monkeypatch.setattr(policy, "_PENDING_BYTES", 1)
     decoded.clear()
     flushed.clear()
     second = load(tmp_path)
@@ -350,32 +351,34 @@ def test_second_pass_and_memory_bound_give_the_same_pixels(tmp_path, monkeypatch
 
 def test_small_images_are_decoded_once(tmp_path, monkeypatch):
     """The first pass keeps small images decoded, so that a typical data set is decoded exactly once."""
-    from ganforge.data import sources
+    from ganforge.data import decode
 
     for k, (h, w) in enumerate([(20, 40), (20, 40), (50, 30), (64, 64), (20, 40)]):
         save(tmp_path / f"{k}.png", rgb(h, w, k))
-    decoded = []
-    decode = sources._decode
-    monkeypatch.setattr(sources, "_decode", lambda *a, **k: decoded.append(1) or decode(*a, **k))
+    decoded, read = [], []
+    decode_image, read_image = decode.decode_image, decode.read_image
+    monkeypatch.setattr(decode, "decode_image", lambda *a, **k: decoded.append(1) or decode_image(*a, **k))
+    monkeypatch.setattr(decode, "read_image", lambda *a, **k: read.append(1) or read_image(*a, **k))
     assert len(load(tmp_path)) == 5
+    assert len(read) == 5  # the patches are in effect: every file went through the first pass
     assert decoded == []  # no second decode of any file
 
 
 def test_large_jpegs_take_the_reduced_scale_path(tmp_path, monkeypatch):
-    from ganforge.data import sources
+    from ganforge.data import decode
 
     y, x = np.mgrid[0:1024, 0:1024]
     smooth = np.dstack([x // 4, y // 4, (x + y) // 8]).astype(np.uint8)
     save(tmp_path / "big.jpg", smooth, quality=95)
     decodes = []
-    decode = sources._decode
+    decode_image = decode.decode_image
 
     def recorded(fp, shrink_to=None):
-        image, drafted = decode(fp, shrink_to)
+        image, drafted = decode_image(fp, shrink_to)
         decodes.append((image.shape, drafted))
         return image, drafted
 
-    monkeypatch.setattr(sources, "_decode", recorded)
+    monkeypatch.setattr(decode, "decode_image", recorded)
     data = load(tmp_path, resolution=32)
     assert decodes == [((128, 128, 3), True)]  # decoded at 1/8 scale: twice the 32 px target, not 1024 px
     reference = torch.nn.functional.interpolate(
@@ -563,3 +566,13 @@ def test_shared_data_sets():
     assert data.images.shape == (500, 3, 32, 32)
     assert len(data.class_names) == 10 and data.class_names[0] == "airplane"
     assert data.skipped == []
+
+
+def test_public_names_stay_importable_from_sources():
+    """The loaders live in data.files / decode / policy / arrays / types; data.sources still offers the public names."""
+    from ganforge.data import sources
+
+    for name in ("AUTO_RESOLUTION_RANGE", "BUILTIN_DATASETS", "DEFAULT_DATASET", "FIT_CHOICES", "IMAGE_EXTENSIONS",
+                 "DataInfo", "ImageDataset", "convert_channels", "dataset_info", "load_dataset"):
+        assert name in sources.__all__ and hasattr(sources, name), name
+    assert sources.ImageDataset is ImageDataset and sources.DataInfo is DataInfo

@@ -3,10 +3,10 @@ import torch
 
 from ganforge.errors import ConfigError
 from ganforge.models import build_discriminator, build_generator, list_models, model_config
-from ganforge.models.layers import from_uint8, to_uint8
+from ganforge.pixels import from_uint8, to_uint8
 
 
-@pytest.mark.parametrize("arch", list_models())
+@pytest.mark.parametrize("arch", list_models(data="images"))
 @pytest.mark.parametrize("resolution", [16, 32, 64, 128, 256])
 @pytest.mark.parametrize("channels", [1, 2, 3, 4])
 def test_shapes_for_every_resolution_and_channel_count(arch, resolution, channels):

@@ -2,7 +2,7 @@
 
 A GAN trains on square ``resolution x resolution`` images. :class:`Geometry` records
 how the data set was fitted to that square (see the size policy in
-:mod:`ganforge.data.sources`) so that generated samples can be turned back into
+:mod:`ganforge.data.policy`) so that generated samples can be turned back into
 images of the original shape with :meth:`Geometry.restore`.
 
 The forward operation (:func:`fit_images`) and the inverse share the same size

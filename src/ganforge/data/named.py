@@ -2,11 +2,11 @@
 
 The files are fetched from their canonical locations into
 ``<cache>/datasets/<name>/`` (cache: ``cache_dir``, else ``$GANFORGE_CACHE``, else
-``~/.cache/ganforge``) and every file is checked against a known SHA-256 before it is
-parsed, so a changed or damaged file is never used silently. Downloads go to a
-temporary file in the same folder and are moved into place only once complete and
-verified. On a machine without internet, place the files in that folder by hand; the
-error message names them.
+``~/.cache/ganforge``; see :mod:`ganforge.cache`) and every file is checked against a
+known SHA-256 before it is parsed, so a changed or damaged file is never used silently.
+Downloads (:func:`ganforge.cache.download`) go to a temporary file in the same folder
+and are moved into place only once complete and verified. On a machine without
+internet, place the files in that folder by hand; the error message names them.
 
 Formats are parsed with numpy alone (no pickle): MNIST and Fashion-MNIST are gzipped
 IDX files; CIFAR-10 is the "binary version" tarball, one label byte followed by 3,072
@@ -16,23 +16,15 @@ image bytes (R, G, B planes of 32x32) per record.
 from __future__ import annotations
 
 import gzip
-import hashlib
-import http.client
 import os
 import tarfile
-import tempfile
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
+from ganforge.cache import DownloadError, cache_root, download, sha256_of
 from ganforge.errors import DataError
-
-_TIMEOUT_S = 30  # per network operation (connect, each read)
-_USER_AGENT = "ganforge-dataset-downloader"
 
 
 @dataclass(frozen=True)
@@ -111,15 +103,13 @@ def parse_named(source: str) -> tuple[str, str] | None:
 
 
 def default_cache_dir() -> Path:
-    """``$GANFORGE_CACHE`` if set, else ``~/.cache/ganforge``."""
-    env = os.environ.get("GANFORGE_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "ganforge"
+    """The cache root when no ``cache_dir`` is given (see :func:`ganforge.cache.cache_root`)."""
+    return cache_root()
 
 
 def dataset_folder(name: str, cache_dir: str | os.PathLike | None = None) -> Path:
     """Folder holding the files of a named data set."""
-    root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-    return root / "datasets" / name
+    return cache_root(cache_dir) / "datasets" / name
 
 
 def load_named(
@@ -146,14 +136,6 @@ def load_named(
 # download and verification
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def ensure_files(name: str, files: tuple[str, ...], folder: Path, progress: bool = True) -> list[Path]:
     """Make sure every file is in ``folder`` with the right SHA-256, downloading what is missing."""
     checksums = SHA256[name]
@@ -163,11 +145,12 @@ def ensure_files(name: str, files: tuple[str, ...], folder: Path, progress: bool
         expected = checksums[file]
         if not path.exists():
             try:
-                _download_any(SPECS[name].urls, file, path, expected, progress)
-            except DataError as e:
+                download([base + file for base in SPECS[name].urls], path, expected, progress=progress)
+            except DownloadError as e:
+                reasons = "; ".join(f"{url}: {reason}" for url, reason in e.failures)
                 missing = [f for f in files[i:] if not (folder / f).exists()]
                 wanted = ", ".join(f"{f} (sha256 {checksums[f]})" for f in missing)
-                raise DataError(f"could not download {name} ({e}). Place {wanted} in {folder}/") from None
+                raise DataError(f"could not download {name} ({reasons}). Place {wanted} in {folder}/") from None
         else:
             actual = sha256_of(path)
             if actual != expected:
@@ -177,51 +160,6 @@ def ensure_files(name: str, files: tuple[str, ...], folder: Path, progress: bool
                 )
         paths.append(path)
     return paths
-
-
-def _download_any(base_urls: tuple[str, ...], file: str, dest: Path, sha256: str, progress: bool) -> None:
-    """Try each base URL in turn; raise DataError("URL: reason") naming the first failure."""
-    failures = []
-    for base in base_urls:
-        url = base + file
-        try:
-            _download(url, dest, sha256, progress)
-            return
-        except (OSError, http.client.HTTPException, ValueError, DataError) as e:
-            reason = e.reason if type(e) is urllib.error.URLError else e  # drop "<urlopen error ...>"
-            failures.append(f"{url}: {reason}")
-    raise DataError("; ".join(failures))
-
-
-def _download(url: str, dest: Path, sha256: str, progress: bool) -> None:
-    """Stream ``url`` into ``dest`` atomically, checking its SHA-256 on the way."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    tmp = Path(tmp_name)
-    try:
-        digest = hashlib.sha256()
-        with urllib.request.urlopen(request, timeout=_TIMEOUT_S) as response, os.fdopen(fd, "wb") as out:
-            length = response.headers.get("Content-Length") if hasattr(response, "headers") else None
-            bar = _progress_bar(int(length) if length and length.isdigit() else None, dest.name, progress)
-            try:
-                for block in iter(lambda: response.read(1 << 20), b""):
-                    digest.update(block)
-                    out.write(block)
-                    bar.update(len(block))
-            finally:
-                bar.close()
-        actual = digest.hexdigest()
-        if actual != sha256:
-            raise DataError(f"downloaded file has sha256 {actual}, expected {sha256}")
-        os.replace(tmp, dest)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def _progress_bar(total: int | None, name: str, enabled: bool):
-    return tqdm(total=total, desc=f"downloading {name}", unit="B", unit_scale=True, disable=not enabled)
 
 
 # ---------------------------------------------------------------------------

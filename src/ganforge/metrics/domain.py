@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -27,7 +26,8 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..models.layers import from_uint8
+from ..cache import cache_root
+from ..pixels import from_uint8
 
 INPUT_SIZE = 32
 FEATURE_DIM = 128
@@ -177,10 +177,8 @@ def load_or_train(
     progress: bool = True,
 ) -> tuple[DomainNet, str]:
     """The domain network for this data set and its cache key, trained once and then read from the cache."""
-    from ..data.named import default_cache_dir
-
     key = data_hash(images, labels)
-    folder = (Path(cache_dir) if cache_dir else default_cache_dir()) / "features" / f"domain-{key}"
+    folder = cache_root(cache_dir) / "features" / f"domain-{key}"
     weights, meta = folder / "domain.safetensors", folder / "domain.json"
     if weights.is_file() and meta.is_file():
         info = json.loads(meta.read_text())

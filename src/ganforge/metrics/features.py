@@ -11,13 +11,13 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..cache import cache_root
 from ..errors import GanforgeError
 
 EXTRACTORS = ("auto", "inception", "domain")
@@ -101,9 +101,7 @@ def cached_features(
     extractor: Extractor, images: torch.Tensor, cache_dir: str | os.PathLike | None = None, progress: bool = True
 ) -> Features:
     """Features of a reference set, read from the cache when the same images met the same extractor before."""
-    from ..data.named import default_cache_dir
-
-    folder = (Path(cache_dir) if cache_dir else default_cache_dir()) / "stats"
+    folder = cache_root(cache_dir) / "stats"
     path = folder / f"{extractor.key}-{images_hash(images)}.npz"
     if path.is_file():
         data = np.load(path)

@@ -17,29 +17,24 @@ The network always runs in inference mode and in float32 (autocast and TF32 are 
 inside :meth:`FIDInceptionV3.forward`) so that feature statistics are reproducible.
 
 The weights (about 96 MB) are looked up in ``<cache>/weights/`` (cache: ``cache_dir``, else
-``$GANFORGE_CACHE``, else ``~/.cache/ganforge``) and downloaded there on first use, to a
-temporary file that is moved into place only once its SHA-256 matches. On a machine without
+``$GANFORGE_CACHE``, else ``~/.cache/ganforge``; see :mod:`ganforge.cache`) and downloaded there
+on first use, to a temporary file that is moved into place only once its SHA-256 matches. On a machine without
 internet, place the file there by hand; the error message names the URL and the path.
 """
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import http.client
 import os
 import pickle
-import tempfile
-import urllib.error
-import urllib.request
+import urllib.request  # noqa: F401 - the tests fake the network through inception.urllib.request.urlopen
 import zipfile
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
-from ..data.named import default_cache_dir
+from ..cache import DownloadError, cache_root, download, sha256_of
 from ..errors import GanforgeError
 
 INCEPTION_WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
@@ -52,9 +47,6 @@ INCEPTION_WEIGHTS_SHA256 = "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1be
 INPUT_SIZE = 299
 FEATURE_DIM = 2048
 NUM_CLASSES = 1008
-
-_TIMEOUT_S = 30  # per network operation (connect, each read)
-_USER_AGENT = "ganforge-weights-downloader"
 
 
 # ---------------------------------------------------------------------------
@@ -306,8 +298,7 @@ def _exact_float32(device: torch.device):
 
 def weights_path(cache_dir: str | os.PathLike | None = None) -> Path:
     """Where the weights file is looked for and downloaded to."""
-    root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-    return root / "weights" / INCEPTION_WEIGHTS_FILE
+    return cache_root(cache_dir) / "weights" / INCEPTION_WEIGHTS_FILE
 
 
 def inception_available(cache_dir: str | os.PathLike | None = None) -> bool:
@@ -343,7 +334,7 @@ def load_inception(
             _fetch(path, progress)
             verify = False  # just checked while downloading
     if verify:
-        actual = _sha256_of(path)
+        actual = sha256_of(path)
         if actual != INCEPTION_WEIGHTS_SHA256:
             raise GanforgeError(
                 f"{path} has sha256 {actual}, expected {INCEPTION_WEIGHTS_SHA256}: the file is damaged or not the "
@@ -380,47 +371,13 @@ def _map_file_keys(state: dict, model: nn.Module) -> dict:
 def _fetch(dest: Path, progress: bool) -> None:
     """Download the weights to ``dest``, or raise GanforgeError naming the URL and the path."""
     try:
-        _download(INCEPTION_WEIGHTS_URL, dest, INCEPTION_WEIGHTS_SHA256, progress)
-    except (OSError, http.client.HTTPException, ValueError) as e:
-        reason = e.reason if type(e) is urllib.error.URLError else e  # drop "<urlopen error ...>"
+        download(INCEPTION_WEIGHTS_URL, dest, INCEPTION_WEIGHTS_SHA256, desc="FID Inception weights", progress=progress)
+    except DownloadError as e:
+        reason = "; ".join(reason for _, reason in e.failures)
         raise GanforgeError(
-            f"could not download the FID Inception weights ({_one_line(reason)}); "
+            f"could not download the FID Inception weights ({reason}); "
             f"download {INCEPTION_WEIGHTS_URL} and place it at {dest}"
         ) from None
-
-
-def _download(url: str, dest: Path, sha256: str, progress: bool) -> None:
-    """Stream ``url`` into ``dest`` atomically; ValueError if the SHA-256 differs."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    tmp = Path(tmp_name)
-    try:
-        digest = hashlib.sha256()
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(request, timeout=_TIMEOUT_S) as response:
-            length = response.headers.get("Content-Length") if hasattr(response, "headers") else None
-            total = int(length) if length and length.isdigit() else None
-            with tqdm(total=total, desc="downloading FID Inception weights", unit="B", unit_scale=True,
-                      disable=not progress) as bar:
-                for block in iter(lambda: response.read(1 << 20), b""):
-                    digest.update(block)
-                    out.write(block)
-                    bar.update(len(block))
-        actual = digest.hexdigest()
-        if actual != sha256:
-            raise ValueError(f"downloaded file has sha256 {actual}, expected {sha256}")
-        os.replace(tmp, dest)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def _sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _one_line(e) -> str:

@@ -15,13 +15,18 @@ def make_norm(kind: str, channels: int) -> nn.Module:
     ``group`` and ``none`` keep each sample independent of the rest of the batch, which
     per-sample-gradient methods (differential privacy) require of the discriminator.
     """
+    check_norm(kind)
     if kind == "batch":
         return nn.BatchNorm2d(channels)
     if kind == "group":
         return nn.GroupNorm(num_groups=_group_count(channels), num_channels=channels)
-    if kind == "none":
-        return nn.Identity()
-    raise ConfigError(f"unknown normalisation {kind!r}; choose one of {', '.join(NORMS)}")
+    return nn.Identity()
+
+
+def check_norm(kind: str) -> str:
+    if kind not in NORMS:
+        raise ConfigError(f"unknown normalisation {kind!r}; choose one of {', '.join(NORMS)}")
+    return kind
 
 
 def _group_count(channels: int) -> int:
@@ -39,7 +44,7 @@ def dcgan_init_(module: nn.Module) -> None:
             nn.init.normal_(m.weight, 0.0, 0.02)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
-        elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
+        elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)) and m.weight is not None:  # affine ones
             nn.init.normal_(m.weight, 1.0, 0.02)
             nn.init.zeros_(m.bias)
 
@@ -59,16 +64,6 @@ def check_channels(channels: int) -> int:
 
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
-
-
-def to_uint8(images: torch.Tensor) -> torch.Tensor:
-    """Map model outputs in [-1, 1] to uint8 pixels. (N, C, H, W) float -> (N, C, H, W) uint8."""
-    return ((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-
-
-def from_uint8(images: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """Map uint8 pixels to [-1, 1]. (N, C, H, W) uint8 -> (N, C, H, W) float."""
-    return images.to(dtype) / 127.5 - 1.0
 
 
 class MinibatchStdDev(nn.Module):
@@ -102,3 +97,51 @@ def apply_spectral_norm(module: nn.Module) -> nn.Module:
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
             spectral_norm(m)
     return module
+
+
+def check_labels(c: torch.Tensor | None, num_classes: int, n: int) -> torch.Tensor | None:
+    """Check class labels against a model's ``num_classes``: None for an unconditional model,
+    an int64-like (N,) tensor for a conditional one. Values are not range-checked here (that
+    would synchronise with the GPU at every step); an out-of-range label fails in the embedding.
+    """
+    if num_classes == 0:
+        if c is not None:
+            raise ValueError("this model is unconditional (num_classes=0) but class labels were given; "
+                             "call it without c, or build it with num_classes > 0")
+        return None
+    if c is None:
+        raise ValueError(f"this model is class-conditional ({num_classes} classes): pass labels c of shape (N,)")
+    if c.dtype.is_floating_point or c.dtype.is_complex or c.dtype == torch.bool:
+        raise ValueError(f"class labels must be integers (int64), got {c.dtype}")
+    if c.shape != (n,):
+        raise ValueError(f"class labels must have shape ({n},) to match the batch, got {tuple(c.shape)}")
+    return c
+
+
+def check_num_classes(num_classes: int) -> int:
+    if num_classes < 0:
+        raise ConfigError(f"num_classes must be 0 (unconditional) or a positive class count, got {num_classes}")
+    return num_classes
+
+
+class ConditionalNorm2d(nn.Module):
+    """Class-conditional normalisation (conditional BatchNorm of cGANs with projection D, SNGAN, BigGAN):
+    a normalisation without its own affine, followed by a per-class gain and bias, initialised
+    to 1 and 0 so that every class starts as the plain normalisation. (N, C, H, W), (N,) -> (N, C, H, W).
+    """
+
+    def __init__(self, kind: str, channels: int, num_classes: int):
+        super().__init__()
+        if check_norm(kind) == "batch":
+            self.norm = nn.BatchNorm2d(channels, affine=False)
+        elif kind == "group":
+            self.norm = nn.GroupNorm(_group_count(channels), channels, affine=False)
+        else:
+            raise ConfigError("conditional normalisation needs 'batch' or 'group', not 'none'")
+        self.weight = nn.Parameter(torch.ones(num_classes, channels))  # per-class gain
+        self.bias = nn.Parameter(torch.zeros(num_classes, channels))  # per-class bias
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        gain = self.weight[c].to(x.dtype)[:, :, None, None]  # (N, C, 1, 1)
+        bias = self.bias[c].to(x.dtype)[:, :, None, None]
+        return self.norm(x) * gain + bias
