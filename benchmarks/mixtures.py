@@ -22,12 +22,11 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 import torch
 
-from ganforge.cli.train_cmd import build_config
+from ganforge.configure import build_config
 from ganforge.config import Config, parse_override, validate
 from ganforge.data.mixtures import MIXTURES
 from ganforge.metrics.modes import mixture_modes
-from ganforge.models.layers import apply_spectral_norm
-from ganforge.models.mlp import MLPDiscriminator, MLPGenerator
+from ganforge.models import build_discriminator, build_generator, model_config
 from ganforge.recipes import RECIPES
 from ganforge.training.ema import EMA
 from ganforge.training.runtime import Precision
@@ -48,12 +47,9 @@ def train_once(mixture: str, cfg: Config, seed: int, steps: int, batch: int | No
     data = MIXTURES[mixture](100_000, seed=seed)
     points = torch.from_numpy(data.points)
     torch.manual_seed(seed)
-    G = MLPGenerator()
-    D = MLPDiscriminator(dropout=cfg.model.d_dropout, mbstd=cfg.model.d_mbstd)
-    if cfg.model.d_spectral_norm:
-        apply_spectral_norm(D)
-    if cfg.model.g_spectral_norm:
-        apply_spectral_norm(G)
+    model_cfg = model_config("mlp", d_dropout=cfg.model.d_dropout, d_mbstd=cfg.model.d_mbstd,
+                             d_spectral_norm=cfg.model.d_spectral_norm, g_spectral_norm=cfg.model.g_spectral_norm)
+    G, D = build_generator("mlp", model_cfg), build_discriminator("mlp", model_cfg)
     ema = EMA(G, cfg.train.ema_kimg, batch) if cfg.train.ema_kimg > 0 else None
     g_opt, d_opt = make_optimizer(G.parameters(), cfg.g_optim), make_optimizer(D.parameters(), cfg.d_optim)
     opts = StepOptions(d_loss=cfg.loss.d, g_loss=cfg.loss.g, precision=Precision("fp32", "cpu"), reg=cfg.reg,

@@ -9,7 +9,7 @@ a host synchronisation). Variants, all on the same ganforge DCGAN networks:
   ganforge fp32   Trainer.train_step with the `classic` recipe (the Config defaults), batch 128, float32
   ganforge bf16   the same in bfloat16 autocast
   default         what `ganforge train` runs: the default recipe (`stable`: batch 64, R1 every 4 D steps,
-                  minibatch-stddev in D, averaged G) at --precision auto, resolved by the CLI's build_config;
+                  minibatch-stddev in D, averaged G) at --precision auto, resolved by ganforge.configure.build_config;
                   whole Trainer steps, so R1 (timed over whole R1 cycles) and the EMA update are included
 
 Throughput is images/s (real images consumed), so batch sizes compare fairly. Every variant runs
@@ -35,7 +35,7 @@ import time
 import torch
 from torch import nn
 
-from ganforge.cli.train_cmd import build_config
+from ganforge.configure import build_config
 from ganforge.config import Config, set_value, validate
 from ganforge.data import Geometry, ImageDataset
 from ganforge.models import build_discriminator, build_generator, model_config

@@ -3,21 +3,28 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "load_generator", "train", "Config"]
+__all__ = [
+    "__version__", "load_generator", "write_samples", "train", "Config", "build_config", "resolve_config",
+    "next_run_dir", "evaluate_run",
+]
+
+# name -> module that defines it; imported lazily so that `import ganforge` (and the CLI's --help)
+# does not import torch.
+_LAZY = {
+    "load_generator": "sampling",
+    "write_samples": "sampling",
+    "train": "training.loop",
+    "Config": "config",
+    "build_config": "configure",
+    "resolve_config": "configure",
+    "next_run_dir": "configure",
+    "evaluate_run": "metrics.run_eval",
+}
 
 
 def __getattr__(name: str):
-    # Lazy so that `import ganforge` (and the CLI's --help) does not import torch.
-    if name == "load_generator":
-        from .sampling import load_generator
+    if name in _LAZY:
+        import importlib
 
-        return load_generator
-    if name == "train":
-        from .training.loop import train
-
-        return train
-    if name == "Config":
-        from .config import Config
-
-        return Config
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module 'ganforge' has no attribute {name!r}")

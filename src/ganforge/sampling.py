@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 from .data.geometry import Geometry
 from .errors import GanforgeError
 from .models import build_generator, model_config
-from .models.layers import to_uint8
+from .pixels import to_uint8
 from .training.checkpoint import GENERATOR_FORMAT, find_checkpoint, load_network_weights, read_network_meta
 
 
@@ -93,3 +93,55 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu", 
         step=int(meta.get("step", 0)),
         z_dim=cfg.z_dim,
     )
+
+
+@dataclass
+class WrittenSamples:
+    """What :func:`write_samples` wrote."""
+
+    path: Path  # the grid image, the .npz file or the folder
+    kind: str  # grid | npz | folder
+    n: int
+    shape: tuple[int, ...]  # (C, H, W) of each image
+    step: int  # the generator's training step
+
+
+def write_samples(
+    source: str | os.PathLike | TrainedGenerator,
+    n: int,
+    out: str | os.PathLike,
+    seed: int = 0,
+    *,
+    batch_size: int = 500,
+    nrow: int | None = None,
+    device: str | torch.device = "auto",
+    ema: bool = True,
+    progress: bool | None = None,
+) -> WrittenSamples:
+    """Draw ``n`` samples (noise from ``seed``) and write them where ``out`` says, by its extension.
+
+    ``out``: a .png/.jpg/.jpeg/.webp grid (``nrow`` images per row), a .npz file (uint8
+    ``images`` in the data's layout) or, without an extension, a folder of PNG files.
+    ``source``: a run folder or checkpoint folder (loaded on ``device``; its weight average
+    unless ``ema=False``), or a loaded :class:`TrainedGenerator`. ``progress``: a progress bar
+    (default: when sampling takes more than one batch).
+    """
+    from .imageio import output_kind, save_folder, save_grid, save_npz
+
+    if n <= 0 or batch_size <= 0:
+        raise GanforgeError(f"n and batch_size must be positive, got {n} and {batch_size}")
+    kind = output_kind(out)
+    if isinstance(source, TrainedGenerator):
+        gen = source
+    else:
+        from .training.runtime import resolve_device
+
+        gen = load_generator(source, device=resolve_device(str(device)), ema=ema)
+    images = gen.sample(n, seed=seed, batch_size=batch_size, progress=n > batch_size if progress is None else progress)
+    if kind == "grid":
+        path = save_grid(images, out, nrow=nrow)
+    elif kind == "npz":
+        path = save_npz(images, out)
+    else:
+        path = save_folder(images, out)
+    return WrittenSamples(path=path, kind=kind, n=n, shape=tuple(images.shape[1:]), step=gen.step)

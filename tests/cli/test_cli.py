@@ -122,7 +122,7 @@ def test_eval_a_run_and_an_image_file(trained_run, tmp_path):
 
 
 def test_recipes(monkeypatch):
-    from ganforge.cli.train_cmd import build_config
+    from ganforge.configure import build_config
     from ganforge.config import Config, validate
     from ganforge.recipes import RECIPES
 

@@ -20,20 +20,11 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..imageio import output_kind, save_folder, save_grid, save_npz
-    from ..sampling import load_generator
-    from ..training.runtime import resolve_device
+    from ..sampling import write_samples
 
     if args.n <= 0 or args.batch_size <= 0:
         raise GanforgeError("--n and --batch-size must be positive")
-    kind = output_kind(args.out)
-    gen = load_generator(args.run, device=resolve_device(args.device), ema=not args.no_ema)
-    images = gen.sample(args.n, seed=args.seed, batch_size=args.batch_size, progress=args.n > args.batch_size)
-    if kind == "grid":
-        path = save_grid(images, args.out, nrow=args.nrow)
-    elif kind == "npz":
-        path = save_npz(images, args.out)
-    else:
-        path = save_folder(images, args.out)
-    print(f"wrote {args.n} images of shape {tuple(images.shape[1:])} (step {gen.step}) to {path}")
+    written = write_samples(args.run, args.n, args.out, args.seed, batch_size=args.batch_size, nrow=args.nrow,
+                            device=args.device, ema=not args.no_ema)
+    print(f"wrote {written.n} images of shape {written.shape} (step {written.step}) to {written.path}")
     return 0

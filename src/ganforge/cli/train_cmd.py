@@ -1,13 +1,11 @@
-"""``ganforge train``: build the configuration from defaults, a YAML file and flags, then train."""
+"""``ganforge train``: flags to overrides; the configuration is built by :mod:`ganforge.configure`, then trained."""
 from __future__ import annotations
 
 import argparse
-import re
 import sys
-from pathlib import Path
 
-from ..config import RESUMABLE_KEYS, Config, parse_override, set_value, validate
-from ..errors import ConfigError, GanforgeError
+from ..config import parse_override
+from ..errors import ConfigError
 
 # flag -> config key; each flag is a shortcut for --set KEY=VALUE
 FLAG_KEYS = {
@@ -101,63 +99,14 @@ def collect_overrides(args: argparse.Namespace) -> list[tuple[str, object]]:
     return pairs
 
 
-def next_run_dir(root: Path, source: str) -> Path:
-    """runs/00000-shapes, runs/00001-fashion-mnist, ..."""
-    name = re.sub(r"[^A-Za-z0-9_-]+", "-", Path(source.split(":")[-1]).stem).strip("-") or "run"
-    numbers = [int(p.name[:5]) for p in root.glob("[0-9][0-9][0-9][0-9][0-9]-*")] if root.is_dir() else []
-    return root / f"{max(numbers, default=-1) + 1:05d}-{name}"
-
-
-def build_config(recipe: str | None, config_file: str | None, overrides: list[tuple[str, object]]) -> Config:
-    """Defaults, then the recipe, then the YAML file, then flags and --set pairs; validated."""
-    from ..config import apply_mapping, load_yaml_mapping
-    from ..recipes import DEFAULT_RECIPE, recipe_overrides
-
-    cfg = Config()
-    for key, value in recipe_overrides(recipe or DEFAULT_RECIPE):
-        set_value(cfg, key, value)
-    if config_file:
-        apply_mapping(cfg, load_yaml_mapping(config_file))
-    for key, value in overrides:
-        set_value(cfg, key, value)
-    return validate(cfg)
-
-
-def resolve(args: argparse.Namespace) -> tuple[Config, Path, bool]:
-    overrides = collect_overrides(args)
-    if args.resume:
-        run_dir = Path(args.resume)
-        saved = run_dir / "config.json"
-        if not saved.is_file():
-            raise GanforgeError(f"cannot resume: {saved} not found")
-        if args.config or args.recipe:
-            raise ConfigError("--config and --recipe cannot be combined with --resume (the run's config.json is used)")
-        cfg = Config.load(saved)
-        for key, value in overrides:
-            before = cfg.to_dict()
-            set_value(cfg, key, value)
-            if cfg.to_dict() != before and key not in RESUMABLE_KEYS:
-                raise ConfigError(f"{key} cannot change when resuming (it would change the training itself)")
-        return validate(cfg), run_dir, True
-
-    cfg = build_config(args.recipe, args.config, overrides)
-    run_dir = Path(args.out) if args.out else next_run_dir(Path("runs"), cfg.data.source)
-    if (run_dir / "checkpoints").exists():
-        raise GanforgeError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or pick another --out")
-    return cfg, run_dir, False
-
-
 def run(args: argparse.Namespace) -> int:
-    cfg, run_dir, resume = resolve(args)
-    if args.dry_run:
-        from ..training.runtime import resolve_device, resolve_precision
+    from ..configure import describe_plan, plan_run
 
-        device = resolve_device(cfg.train.device)
-        print(f"# run folder: {run_dir}{' (resume)' if resume else ''}")
-        print(f"# device: {device}; precision: {resolve_precision(cfg.train.precision, device, configure=False).name}"
-              + ("" if cfg.data.resolution else "; resolution: from the data"))
-        print(cfg.to_yaml(), end="")
+    plan = plan_run(args.recipe, args.config, collect_overrides(args), out=args.out, resume_dir=args.resume or None)
+    if args.dry_run:
+        print(describe_plan(plan), end="")
         return 0
+    cfg, run_dir, resume = plan
     from ..training.loop import Trainer
 
     trainer = Trainer(cfg, run_dir, resume=resume)

@@ -1,0 +1,141 @@
+"""Evaluating a run (by sampling its generator) or a set of generated images: ``ganforge eval`` as a library call.
+
+::
+
+    from ganforge import evaluate_run
+
+    results = evaluate_run("runs/00003-mnist", n=5000)  # against the run's own training data
+    results = evaluate_run("samples.npz", real="mnist-test.npz", train="mnist", metrics="fd,memorisation")
+    save_results(results)  # a run's results go to RUN/eval/step-N.json
+
+This module does not import :mod:`ganforge.training`; it reads a run folder through
+:mod:`ganforge.sampling` (its generator) and its config.json (its training data).
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from ..errors import GanforgeError
+
+DEFAULT_METRICS = ["fd", "kid", "pr", "dc"]  # plus modes with labels, memorisation with held-out real images
+
+
+def run_folder(target: str | os.PathLike) -> Path | None:
+    """The run folder of a run or checkpoint path, or None for a set of images."""
+    target = Path(target)
+    for folder in (target, target.parent.parent):
+        if (folder / "config.json").is_file() and (folder / "checkpoints").is_dir():
+            return folder
+    return None
+
+
+def evaluate_run(
+    target: str | os.PathLike,
+    real: str | None = None,
+    *,
+    train: str | None = None,
+    n: int = 10000,
+    metrics: str | list[str] | None = None,
+    extractor: str = "auto",
+    seed: int = 0,
+    cache_dir: str | os.PathLike | None = None,
+    ema: bool = True,
+    device: str = "cpu",
+    progress: bool = True,
+) -> dict:
+    """Quality, diversity and memorisation of a run's samples, or of generated images, against real images.
+
+    ``target``: a run folder or checkpoint folder (``n`` samples of its generator, drawn with
+    ``seed``; its moving-average weights unless ``ema=False``), or a folder/zip/npz of generated
+    images (a seeded subset of ``n``). ``real``: the reference images (default: the run's
+    training data, at most ``n`` of them). ``train``: the training images (default: the run's
+    data), compared for memorisation when ``real`` is a held-out set. ``metrics``: comma list or
+    list of fd, kid, is, pr, dc, modes, memorisation (default: fd, kid, pr, dc, plus modes when
+    the reference has labels and memorisation with a held-out ``real`` and training images).
+
+    Returns {result name: value} plus ``target``, ``real`` (its source) and ``step`` (the
+    generator's training step; None for images). :func:`save_results` writes them.
+    """
+    from .evaluate import Evaluator, parse_metrics
+    from .images import load_at_own_size
+
+    if n <= 1:
+        raise GanforgeError(f"n must be at least 2, got {n}")
+    target = Path(target)
+    run_dir = run_folder(target)
+    step = None
+    if run_dir is not None or (target / "generator.safetensors").is_file():
+        from ..sampling import load_generator
+
+        gen = load_generator(target, device=device, ema=ema)
+        fake, step = gen.sample(n, seed=seed, progress=progress), gen.step
+    else:
+        fake, _, _ = load_at_own_size(str(target), n=n, seed=seed, progress=progress)
+    train_data = None
+    if run_dir is not None:
+        from ..config import Config
+
+        train_data = Config.load(run_dir / "config.json").data
+    if train:
+        train_data = train
+    if real is None and train_data is None:
+        raise GanforgeError("pass --real SOURCE: the real images to compare the generated ones with")
+
+    held_out = real is not None
+    # The training images matter only next to a held-out reference (memorisation, the domain network's training set).
+    train_set = load_at_own_size(train_data, n=None, progress=progress) if held_out and train_data is not None else None
+    real_images, real_labels, class_names = load_at_own_size(real if held_out else train_data, n=n, seed=seed,
+                                                             progress=progress)
+    if metrics:
+        metrics = parse_metrics(metrics)
+    else:
+        metrics = DEFAULT_METRICS + (["modes"] if real_labels is not None else [])
+        metrics += ["memorisation"] if train_set is not None else []
+
+    evaluator = Evaluator(
+        real_images, real_labels,
+        train=train_set[0] if train_set is not None else None,
+        train_labels=train_set[1] if train_set is not None else None,
+        extractor=extractor, cache_dir=cache_dir, progress=progress,
+    )
+    results = evaluator(fake, metrics)
+    if class_names and "classes_missing" in results:
+        results["classes_missing"] = [class_names[i] for i in results["classes_missing"]]
+    real_source = real if held_out else train_data if isinstance(train_data, str) else train_data.source
+    results.update(target=str(target), real=str(real_source), step=step)
+    return results
+
+
+def results_path(results: dict) -> Path | None:
+    """Where a run's results are kept by default: RUN/eval/step-N.json (None for a set of images)."""
+    run_dir = run_folder(results["target"])
+    step = results.get("step")
+    return run_dir / "eval" / f"step-{step:08d}.json" if run_dir is not None and step is not None else None
+
+
+def save_results(results: dict, path: str | os.PathLike | None = None) -> Path | None:
+    """Write :func:`evaluate_run`'s results as JSON to ``path`` (default :func:`results_path`).
+
+    Returns the path written, or None (no ``path`` and no run folder).
+    """
+    out = Path(path) if path else results_path(results)
+    if out is None:
+        return None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    return out
+
+
+def format_results(results: dict) -> str:
+    """Results as an aligned two-column table."""
+    width = max(len(k) for k in results)
+    lines = []
+    for key, value in results.items():
+        if isinstance(value, float):
+            value = f"{value:.4g}"
+        elif isinstance(value, list):
+            value = ", ".join(map(str, value)) or "none"
+        lines.append(f"{key:<{width}}  {value}")
+    return "\n".join(lines)
