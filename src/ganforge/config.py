@@ -45,6 +45,7 @@ class ModelConfig:
     g_spectral_norm: bool = False  # spectral normalisation of G's layers
     d_dropout: float = 0.0  # dropout after each hidden D layer
     d_mbstd: bool = False  # minibatch standard-deviation feature before D's last layer
+    conditional: bool = False  # class-conditional G(z, c) and projection D(x, c); needs labelled data
 
 
 @dataclass
@@ -320,7 +321,7 @@ def validate(cfg: Config) -> Config:
     for dotted, value, choices in (
         ("loss.d", cfg.loss.d, D_LOSSES),
         ("loss.g", cfg.loss.g, G_LOSSES),
-        ("model.arch", cfg.model.arch, list_models()),
+        ("model.arch", cfg.model.arch, list_models(data="images")),
     ):
         if value not in choices:
             raise ConfigError(f"{dotted} must be one of {', '.join(choices)}, got {value!r}{_suggest(value, choices)}")

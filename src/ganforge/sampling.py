@@ -26,6 +26,26 @@ class TrainedGenerator:
     class_names: list[str]
     step: int
     z_dim: int
+    num_classes: int = 0  # > 0: class-conditional, G(z, labels)
+    class_counts: list[int] | None = None  # images per class in the training data (conditional runs)
+
+    def labels_for(self, n: int, classes: str | int | None = None, seed: int | None = None) -> torch.Tensor | None:
+        """(n,) labels for a conditional G: ``None``/"balanced" (every class n/K times), "data" (the
+        training data's class proportions, drawn with ``seed``), or one class by name or index.
+        None for an unconditional G (which refuses a class)."""
+        from .labels import balanced_labels, parse_class, proportional_labels
+
+        if not self.num_classes:
+            if classes not in (None, "balanced"):
+                raise GanforgeError("this generator is not class-conditional: it cannot sample a class")
+            return None
+        if classes is None or classes == "balanced":
+            return balanced_labels(n, self.num_classes)
+        if classes == "data":
+            if not self.class_counts:
+                raise GanforgeError("this run did not record its data's class proportions; use balanced classes")
+            return proportional_labels(n, self.class_counts, seed)
+        return torch.full((n,), parse_class(str(classes), self.class_names, self.num_classes), dtype=torch.long)
 
     @property
     def device(self) -> torch.device:
@@ -37,22 +57,37 @@ class TrainedGenerator:
         return torch.randn(n, self.z_dim, generator=gen).to(self.device)
 
     @torch.no_grad()
-    def generate(self, z: torch.Tensor, batch_size: int = 256, progress: bool = False) -> torch.Tensor:
-        """z (n, z_dim) -> images (n, C, R, R) as float in [-1, 1] at the training resolution."""
+    def generate(self, z: torch.Tensor, batch_size: int = 256, progress: bool = False,
+                 labels: torch.Tensor | None = None) -> torch.Tensor:
+        """z (n, z_dim) [and labels (n,) for a conditional G] -> images (n, C, R, R) as float in
+        [-1, 1] at the training resolution."""
+        if self.num_classes and labels is None:
+            raise GanforgeError("this generator is class-conditional: pass labels (see labels_for)")
+        if not self.num_classes and labels is not None:
+            raise GanforgeError("this generator is not class-conditional: it takes no labels")
         self.G.eval()
         out = []
         with tqdm(total=len(z), unit="img", desc="sampling", disable=not progress) as bar:
-            for chunk in z.split(batch_size):
-                out.append(self.G(chunk.to(self.device)).float().cpu())
+            for start in range(0, len(z), batch_size):
+                chunk = z[start:start + batch_size].to(self.device)
+                if labels is None:
+                    out.append(self.G(chunk).float().cpu())
+                else:
+                    out.append(self.G(chunk, labels[start:start + batch_size].to(self.device)).float().cpu())
                 bar.update(len(chunk))
         return torch.cat(out)
 
-    def sample(self, n: int, seed: int | None = None, batch_size: int = 256, progress: bool = False) -> torch.Tensor:
+    def sample(self, n: int, seed: int | None = None, batch_size: int = 256, progress: bool = False,
+               labels: torch.Tensor | str | int | None = None) -> torch.Tensor:
         """n images as uint8 (n, C, H, W) in the data's original size where it can be restored.
 
         All n noise vectors are drawn at once, so the images do not depend on ``batch_size``.
+        ``labels`` (conditional G): a (n,) tensor of classes, or what :meth:`labels_for` takes
+        (default: balanced classes).
         """
-        images = to_uint8(self.generate(self.noise(n, seed), batch_size, progress))
+        if labels is None or isinstance(labels, (str, int)):
+            labels = self.labels_for(n, labels, seed)
+        images = to_uint8(self.generate(self.noise(n, seed), batch_size, progress, labels=labels))
         return self.geometry.restore(images)
 
     def sample_pil(self, n: int, seed: int | None = None):
@@ -82,7 +117,8 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu", 
         # G's, which do not fit the averaged weights. Recompute them as training now does.
         from .training.ema import EMA, recompute_batchnorm_stats
 
-        batches = EMA(G, ema_kimg=1.0, batch_size=64, z_dim=cfg.z_dim).noise_batches(torch.device(device))
+        batches = EMA(G, ema_kimg=1.0, batch_size=64, z_dim=cfg.z_dim,
+                      num_classes=getattr(cfg, "num_classes", 0)).noise_batches(torch.device(device))
         recompute_batchnorm_stats(G, batches)
     G.eval()
     return TrainedGenerator(
@@ -92,6 +128,8 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu", 
         class_names=list(meta.get("class_names", [])),
         step=int(meta.get("step", 0)),
         z_dim=cfg.z_dim,
+        num_classes=getattr(cfg, "num_classes", 0),
+        class_counts=meta.get("class_counts"),
     )
 
 
@@ -117,6 +155,7 @@ def write_samples(
     device: str | torch.device = "auto",
     ema: bool = True,
     progress: bool | None = None,
+    classes: str | int | None = None,
 ) -> WrittenSamples:
     """Draw ``n`` samples (noise from ``seed``) and write them where ``out`` says, by its extension.
 
@@ -124,7 +163,10 @@ def write_samples(
     ``images`` in the data's layout) or, without an extension, a folder of PNG files.
     ``source``: a run folder or checkpoint folder (loaded on ``device``; its weight average
     unless ``ema=False``), or a loaded :class:`TrainedGenerator`. ``progress``: a progress bar
-    (default: when sampling takes more than one batch).
+    (default: when sampling takes more than one batch). ``classes`` (conditional runs): one class by
+    name or index, "data" (the training data's proportions) or "balanced"; without it a grid has
+    one row per class (each column one noise vector) and arrays and folders are balanced. A .npz
+    of a conditional run holds ``labels`` beside ``images``.
     """
     from .imageio import output_kind, save_folder, save_grid, save_npz
 
@@ -137,11 +179,21 @@ def write_samples(
         from .training.runtime import resolve_device
 
         gen = load_generator(source, device=resolve_device(str(device)), ema=ema)
-    images = gen.sample(n, seed=seed, batch_size=batch_size, progress=n > batch_size if progress is None else progress)
+    show = n > batch_size if progress is None else progress
+    labels = gen.labels_for(n, classes, seed)
+    if kind == "grid" and gen.num_classes and classes is None:  # one row per class
+        from .labels import class_grid
+
+        labels, cols = class_grid(gen.num_classes, n)
+        z = gen.noise(cols, seed).repeat(gen.num_classes, 1)
+        images = gen.geometry.restore(to_uint8(gen.generate(z, batch_size, show, labels=labels)))
+        nrow = nrow or cols
+    else:
+        images = gen.sample(n, seed=seed, batch_size=batch_size, progress=show, labels=labels)
     if kind == "grid":
         path = save_grid(images, out, nrow=nrow)
     elif kind == "npz":
-        path = save_npz(images, out)
+        path = save_npz(images, out, labels=labels)
     else:
         path = save_folder(images, out)
-    return WrittenSamples(path=path, kind=kind, n=n, shape=tuple(images.shape[1:]), step=gen.step)
+    return WrittenSamples(path=path, kind=kind, n=len(images), shape=tuple(images.shape[1:]), step=gen.step)

@@ -177,3 +177,19 @@ def test_ctrl_c_saves_and_resume_continues(tmp_path):
 
     ganforge("train", "--resume", run, "--max-steps", step + 3)
     assert json.loads(log.read_text().splitlines()[-1])["step"] == step + 3
+
+
+def test_conditional_train_and_sample_a_class(tiny_npz, tmp_path):
+    run = tmp_path / "cond"
+    ganforge("train", "--data", tiny_npz, "--conditional", "--out", run, "--max-steps", 2,
+             *SETS)
+    ganforge("sample", run, "--class", "1", "--n", 4, "--out", tmp_path / "ones.npz")
+    data = np.load(tmp_path / "ones.npz")
+    assert data["labels"].tolist() == [1, 1, 1, 1] and data["images"].shape == (4, 14, 14)
+    assert_clean_error(ganforge("sample", run, "--class", "7", "--n", 4, "--out", tmp_path / "x.npz", check=False),
+                       "out of range")
+    unlabelled = tmp_path / "unlabelled.npz"
+    np.savez(unlabelled, images=np.zeros((20, 14, 14), np.uint8))
+    assert_clean_error(ganforge("train", "--data", unlabelled, "--conditional", "--out", tmp_path / "u",
+                                "--max-steps", 1, *SETS, check=False),
+                       "needs labelled data")

@@ -16,6 +16,9 @@ def add_parser(sub) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--nrow", type=int, help="images per grid row")
     p.add_argument("--no-ema", action="store_true", help="use G's last weights, not their moving average")
+    p.add_argument("--class", dest="sample_class", metavar="NAME", help="conditional runs: one class, by name or index")
+    p.add_argument("--classes", choices=["balanced", "data"], help="conditional runs: classes balanced (default for "
+                   "arrays and folders; a grid has one row per class) or in the training data's proportions")
     p.set_defaults(handler=run)
 
 
@@ -24,7 +27,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.n <= 0 or args.batch_size <= 0:
         raise GanforgeError("--n and --batch-size must be positive")
+    if args.sample_class is not None and args.classes:
+        raise GanforgeError("--class and --classes cannot be combined")
     written = write_samples(args.run, args.n, args.out, args.seed, batch_size=args.batch_size, nrow=args.nrow,
-                            device=args.device, ema=not args.no_ema)
+                            device=args.device, ema=not args.no_ema, classes=args.sample_class or args.classes)
     print(f"wrote {written.n} images of shape {written.shape} (step {written.step}) to {written.path}")
     return 0

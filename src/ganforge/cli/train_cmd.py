@@ -64,6 +64,8 @@ def add_parser(sub) -> None:
     p.add_argument("--sample-every", type=int, help="steps between sample grids")
     p.add_argument("--eval-every", type=int, help="steps between evaluations (metrics in the log, best weights kept)")
     p.add_argument("--ema-kimg", type=float, help="half-life of G's weight average in thousands of images (0: off)")
+    p.add_argument("--conditional", action="store_true", help="class-conditional G(z, c) and D(x, c); needs labelled "
+                   "data (class folders, an npz with labels, or a named set)")
     p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard logs")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -91,6 +93,8 @@ def collect_overrides(args: argparse.Namespace) -> list[tuple[str, object]]:
             pairs += [("g_optim.lr", value), ("d_optim.lr", value)]
         else:
             pairs.append((key, value))
+    if args.conditional:
+        pairs.append(("model.conditional", True))
     if args.tensorboard:
         pairs.append(("train.tensorboard", True))
     if args.no_progress:

@@ -24,6 +24,8 @@ from typing import Callable, Iterable
 import torch
 from torch import nn
 
+from ..labels import balanced_labels
+
 STAT_BATCHES = 50  # noise batches for the standing statistics
 STAT_SEED = 2**31 - 7  # the standing statistics' own noise stream
 
@@ -68,10 +70,11 @@ class EMA:
     """The averaged generator ``self.model``; call :meth:`ready` before using it."""
 
     def __init__(self, model: nn.Module, ema_kimg: float, batch_size: int, z_dim: int | None = None,
-                 stat_batches: int = STAT_BATCHES):
+                 stat_batches: int = STAT_BATCHES, num_classes: int = 0):
         self.beta = 0.5 ** (batch_size / (1000.0 * ema_kimg))
         self.model = copy.deepcopy(model).eval().requires_grad_(False)
         self.batch_size, self.z_dim, self.stat_batches = batch_size, z_dim, stat_batches
+        self.num_classes = num_classes  # > 0: a class-conditional G, fed balanced labels
         self.has_batchnorm = bool(batchnorm_layers(self.model))
         self.stale = self.has_batchnorm  # running statistics not yet fitted to the averaged weights
 
@@ -83,13 +86,18 @@ class EMA:
             ema_buf.copy_(buf)  # non-BatchNorm buffers (e.g. spectral norm's vectors) follow the live G
         self.stale = self.has_batchnorm
 
-    def noise_batches(self, device: torch.device) -> list[tuple[torch.Tensor]]:
-        """The fixed noise of the standing statistics: stat_batches x (batch_size, z_dim)."""
+    def noise_batches(self, device: torch.device) -> list[tuple[torch.Tensor, ...]]:
+        """The fixed inputs of the standing statistics: stat_batches x ((batch_size, z_dim) noise,
+        and (batch_size,) balanced labels for a conditional G)."""
         if self.z_dim is None:
             raise ValueError("EMA needs z_dim to recompute BatchNorm statistics")
         gen = torch.Generator().manual_seed(STAT_SEED)  # on the CPU: the same noise on every device
-        return [(torch.randn(self.batch_size, self.z_dim, generator=gen).to(device),)
-                for _ in range(self.stat_batches)]
+        batches = []
+        for _ in range(self.stat_batches):
+            z = torch.randn(self.batch_size, self.z_dim, generator=gen).to(device)
+            labels = (balanced_labels(self.batch_size, self.num_classes).to(device),) if self.num_classes else ()
+            batches.append((z, *labels))
+        return batches
 
     def ready(self, autocast: Callable | None = None) -> nn.Module:
         """The averaged G with BatchNorm statistics fitted to its current weights, in eval mode."""

@@ -7,6 +7,7 @@ grids from fixed noise, the JSONL log and checkpoints that resume bit for bit.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 import math
@@ -22,8 +23,9 @@ from ..config import Config, check_resume_changes, parse_duration, validate
 from ..data import ImageDataset, load_dataset
 from ..errors import GanforgeError
 from ..imageio import save_grid
-from ..models import build_discriminator, build_generator, model_config
-from ..models.layers import from_uint8, to_uint8
+from ..labels import balanced_labels, class_grid
+from ..models import build_discriminator, build_generator, config_fields, model_config
+from ..pixels import from_uint8, to_uint8
 from .checkpoint import (
     GENERATOR_FORMAT,
     latest_checkpoint,
@@ -38,7 +40,7 @@ from .logging import RunLogger
 from .runtime import Precision, resolve_device, resolve_precision
 from .augment import AdaptiveAugment, DiffAugment
 from .state import TrainState
-from .steps import StepOptions, make_optimizer
+from .steps import StepOptions, call, make_optimizer
 
 DISCRIMINATOR_FORMAT = "ganforge.discriminator/1"
 STAT_NAMES = ("loss_d", "loss_g", "d_real", "d_fake", "penalty_d", "grad_d", "grad_g")
@@ -78,17 +80,17 @@ class Trainer:
         if resume:
             self._check_saved_config()
         self.images = data.images.to(self.device)  # (N, C, R, R) uint8, decoded once, kept on the device
-        self.labels = None  # (N,) int64 on the device for a class-conditional model
+        self.num_classes = self._classes(data) if cfg.model.conditional else 0
+        self.labels = data.labels.to(self.device) if self.num_classes else None  # (N,) int64 for a conditional G/D
         self.steps_per_epoch = len(data) // t.batch_size  # real batches per epoch (last partial batch dropped)
 
         geometry = data.geometry
         m = cfg.model
-        self.model_cfg = model_config(
-            m.arch, resolution=geometry.resolution, channels=geometry.channels, z_dim=m.z_dim,
-            g_width=m.g_width, d_width=m.d_width, g_norm=m.g_norm, d_norm=m.d_norm,
-            d_spectral_norm=m.d_spectral_norm, g_spectral_norm=m.g_spectral_norm, d_dropout=m.d_dropout,
-            d_mbstd=m.d_mbstd,
-        )
+        # The architecture takes the model options it has; resolution, channels and classes come from the data.
+        fields = config_fields(m.arch)
+        options = {k: v for k, v in dataclasses.asdict(m).items() if k in fields}
+        self.model_cfg = model_config(m.arch, **options, resolution=geometry.resolution, channels=geometry.channels,
+                                      num_classes=self.num_classes)
         torch.manual_seed(t.seed)  # weight initialisation
         G = build_generator(m.arch, self.model_cfg).to(self.device)
         D = build_discriminator(m.arch, self.model_cfg).to(self.device)
@@ -104,11 +106,16 @@ class Trainer:
         self.state = TrainState(
             G=G, D=D, g_opt=make_optimizer(G.parameters(), cfg.g_optim), d_opt=make_optimizer(D.parameters(), cfg.d_optim),
             opts=opts, z_dim=m.z_dim, seed=t.seed, d_steps=t.d_steps,
-            ema=EMA(G, t.ema_kimg, t.batch_size, z_dim=m.z_dim) if t.ema_kimg > 0 else None,
+            ema=EMA(G, t.ema_kimg, t.batch_size, z_dim=m.z_dim, num_classes=self.num_classes) if t.ema_kimg > 0 else None,
         )
         self.fixed_noise = torch.randn(
             t.grid_size, m.z_dim, generator=torch.Generator().manual_seed(t.seed + 1)
         ).to(self.device)  # (grid_size, z_dim)
+        self.grid_columns = None  # a conditional grid has one row per class, each column one noise vector
+        self.fixed_labels = None
+        if self.num_classes:
+            labels, self.grid_columns = class_grid(self.num_classes, t.grid_size)
+            self.fixed_labels = labels.to(self.device)  # (K * cols,)
 
         self.elapsed = 0.0  # wall-clock seconds of the training loop, summed over resumed sessions
         self.fingerprint = data_fingerprint(data.images)
@@ -142,6 +149,13 @@ class Trainer:
             return  # a run folder written by hand or by an older version: the checkpoint decides
         saved = validate(Config.load(saved_path))
         check_resume_changes(saved, self.cfg)
+
+    def _classes(self, data: ImageDataset) -> int:
+        """The number of classes of labelled data, for a class-conditional model."""
+        if data.labels is None:
+            raise GanforgeError(f"model.conditional needs labelled data (class folders, an npz with 'labels', or a "
+                                f"named set); {data.source} has no labels")
+        return max(len(data.class_names), int(data.labels.max()) + 1)
 
     def _set_precision(self, precision: Precision) -> None:
         self.precision = precision
@@ -193,8 +207,12 @@ class Trainer:
         was_training = G.training
         G.eval()
         z = torch.randn(t.eval_n, self.cfg.model.z_dim, generator=torch.Generator().manual_seed(t.seed + 2))
+        labels = balanced_labels(t.eval_n, self.num_classes) if self.num_classes else None
         with self.precision.autocast():
-            fake = torch.cat([to_uint8(G(chunk.to(self.device)).float().cpu()) for chunk in z.split(500)])
+            fake = torch.cat([
+                to_uint8(call(G, z[i:i + 500].to(self.device),
+                              labels[i:i + 500].to(self.device) if labels is not None else None).float().cpu())
+                for i in range(0, t.eval_n, 500)])
         G.train(was_training)
         self.evaluator.progress = False
         results = self.evaluator(self.dataset.geometry.restore(fake), self.eval_metrics)
@@ -374,7 +392,11 @@ class Trainer:
         was_training = G.training
         G.eval()
         with self.precision.autocast():
-            images = G(self.fixed_noise).float()
+            if self.fixed_labels is None:
+                images = G(self.fixed_noise).float()
+            else:  # each column's noise vector repeated down the rows (classes)
+                z = self.fixed_noise[: self.grid_columns].repeat(self.num_classes, 1)
+                images = G(z, self.fixed_labels).float()
         G.train(was_training)
         return images
 
@@ -398,8 +420,8 @@ class Trainer:
     def save_samples(self) -> Path:
         """A grid from the fixed noise: samples/step-NNNNNNNN.png (and samples/latest.png)."""
         images = self.dataset.geometry.restore(to_uint8(self._fixed_noise_samples().cpu()))
-        path = save_grid(images, self.run_dir / "samples" / f"step-{self.step:08d}.png")
-        save_grid(images, self.run_dir / "samples" / "latest.png")
+        path = save_grid(images, self.run_dir / "samples" / f"step-{self.step:08d}.png", nrow=self.grid_columns)
+        save_grid(images, self.run_dir / "samples" / "latest.png", nrow=self.grid_columns)
         return path
 
     def _meta(self, fmt: str) -> dict[str, Any]:
@@ -409,6 +431,8 @@ class Trainer:
             "model": self.model_cfg.to_dict(),
             "geometry": self.dataset.geometry.to_dict(),
             "class_names": list(self.dataset.class_names),
+            "class_counts": torch.bincount(self.labels.cpu(), minlength=self.num_classes).tolist()
+            if self.num_classes else None,  # the data's class proportions, for sampling with --classes data
             "step": self.step,
             "ganforge_version": __version__,
         }
