@@ -34,6 +34,9 @@ def parse_class(text: str, class_names: Sequence[str], num_classes: int) -> int:
     names = list(class_names)
     if text in names:
         return names.index(text)
+    folded = [name.casefold() for name in names]
+    if text.casefold() in folded:  # "sandal" for "Sandal"
+        return folded.index(text.casefold())
     if text.strip().lstrip("-").isdigit():
         index = int(text)
         if 0 <= index < num_classes:

@@ -54,3 +54,18 @@ def test_unconditional_generator_refuses_a_class(tiny_npz, tmp_path):
     assert gen.num_classes == 0 and gen.labels_for(3) is None
     with pytest.raises(GanforgeError, match="not class-conditional"):
         gen.labels_for(3, "1")
+
+
+def test_evaluating_a_conditional_run_adds_cas_and_per_class_fd(tiny_npz, tmp_path):
+    from ganforge.metrics.run_eval import evaluate_run
+
+    run = tmp_path / "run"
+    Trainer(tiny_config(tiny_npz, "train.max_steps=2", "model.conditional=true"), run).run()
+    results = evaluate_run(run, real=str(tiny_npz), n=40, metrics="fd", progress=False)
+    per_class = results["fd_domain_per_class"]
+    assert len(per_class) == 2 and all(v >= 0 for v in per_class)
+    assert results["fd_domain_class_mean"] == pytest.approx(sum(per_class) / 2)
+    assert 0.0 <= results["cas"] <= 1.0
+    plain = tmp_path / "plain"
+    Trainer(tiny_config(tiny_npz, "train.max_steps=2"), plain).run()
+    assert "cas" not in evaluate_run(plain, real=str(tiny_npz), n=40, metrics="fd", progress=False)

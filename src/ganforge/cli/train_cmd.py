@@ -105,7 +105,10 @@ def collect_overrides(args: argparse.Namespace) -> list[tuple[str, object]]:
 
 def run(args: argparse.Namespace) -> int:
     from ..configure import describe_plan, plan_run
+    from ..training import distributed
 
+    if distributed.launched() and not (args.out or args.resume or args.dry_run):
+        raise ConfigError("under torchrun, name the run folder with --out RUN (or --resume RUN)")
     plan = plan_run(args.recipe, args.config, collect_overrides(args), out=args.out, resume_dir=args.resume or None)
     if args.dry_run:
         print(describe_plan(plan), end="")
@@ -114,21 +117,28 @@ def run(args: argparse.Namespace) -> int:
     from ..training.loop import Trainer
 
     trainer = Trainer(cfg, run_dir, resume=resume)
+    say = print if trainer.ranks.is_main else (lambda *a, **k: None)  # one voice for all the processes
     data = trainer.dataset
     g = data.geometry
-    print(
+    say(
         f"data: {len(data)} images {g.channels}x{g.resolution}x{g.resolution} (fit={g.fit}) from {data.source}"
         + (f", {len(data.class_names)} classes" if data.class_names else "")
         + (f", {len(data.skipped)} unreadable files skipped" if data.skipped else "")
     )
-    print(f"device: {trainer.device} precision: {trainer.precision.name}  run folder: {run_dir}"
-          + (f"  resuming at step {trainer.step}" if resume else ""))
+    ranks = trainer.ranks
+    say(f"device: {trainer.device} precision: {trainer.precision.name}  run folder: {run_dir}"
+        + (f"  processes: {ranks.world_size} (batch {cfg.train.batch_size} each)" if ranks.enabled else "")
+        + (f"  resuming at step {trainer.step}" if resume else ""))
     for notice in trainer.notices:
-        print(f"note: {notice}")
-    summary = trainer.run()
-    print(f"stopped at step {summary['step']}: {summary['reason']}; checkpoint {summary['checkpoint']}")
-    print(f"samples: {run_dir / 'samples' / 'latest.png'}")
+        say(f"note: {notice}")
+    try:
+        summary = trainer.run()
+    finally:
+        distributed.shutdown()
+    say(f"stopped at step {summary['step']}: {summary['reason']}; checkpoint {summary['checkpoint']}")
+    say(f"samples: {run_dir / 'samples' / 'latest.png'}")
     if summary["interrupted"]:
-        print(f"resume with: ganforge train --resume {run_dir}", file=sys.stderr)
+        if ranks.is_main:
+            print(f"resume with: ganforge train --resume {run_dir}", file=sys.stderr)
         return 130
     return 0

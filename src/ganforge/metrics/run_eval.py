@@ -55,6 +55,10 @@ def evaluate_run(
     list of fd, kid, is, pr, dc, modes, memorisation (default: fd, kid, pr, dc, plus modes when
     the reference has labels and memorisation with a held-out ``real`` and training images).
 
+    A class-conditional run is sampled with balanced classes and, against a labelled reference,
+    also gets per-class Fréchet distances and the Classification Accuracy Score
+    (:func:`conditional_metrics`).
+
     Returns {result name: value} plus ``target``, ``real`` (its source) and ``step`` (the
     generator's training step; None for images). :func:`save_results` writes them.
     """
@@ -65,12 +69,13 @@ def evaluate_run(
         raise GanforgeError(f"n must be at least 2, got {n}")
     target = Path(target)
     run_dir = run_folder(target)
-    step = None
+    step, fake_labels = None, None
     if run_dir is not None or (target / "generator.safetensors").is_file():
         from ..sampling import load_generator
 
         gen = load_generator(target, device=device, ema=ema)
-        fake, step = gen.sample(n, seed=seed, progress=progress), gen.step
+        fake_labels = gen.labels_for(n)  # balanced classes for a conditional run, else None
+        fake, step = gen.sample(n, seed=seed, progress=progress, labels=fake_labels), gen.step
     else:
         fake, _, _ = load_at_own_size(str(target), n=n, seed=seed, progress=progress)
     train_data = None
@@ -101,11 +106,39 @@ def evaluate_run(
         extractor=extractor, cache_dir=cache_dir, progress=progress,
     )
     results = evaluator(fake, metrics)
+    if fake_labels is not None and real_labels is not None:
+        results.update(conditional_metrics(evaluator, fake, fake_labels, real_images, real_labels, seed))
     if class_names and "classes_missing" in results:
         results["classes_missing"] = [class_names[i] for i in results["classes_missing"]]
     real_source = real if held_out else train_data if isinstance(train_data, str) else train_data.source
     results.update(target=str(target), real=str(real_source), step=step)
     return results
+
+
+def conditional_metrics(evaluator, fake, fake_labels, real_images, real_labels, seed: int = 0) -> dict:
+    """For a class-conditional generator: per-class Fréchet distance (generated class c against real
+    class c, in the evaluator's feature space) and the Classification Accuracy Score (a classifier
+    trained on the generated images with the labels they were drawn for, tested on the real ones;
+    Ravuri & Vinyals 2019). CAS is meaningful against held-out real images."""
+    import numpy as np
+
+    from .cas import classification_accuracy_score
+    from .frechet import GaussianStats, frechet_distance
+
+    fake_feats = evaluator.extractor(fake, progress=False).features  # (N, D)
+    real_feats = evaluator.real.features
+    fake_y, real_y = np.asarray(fake_labels), np.asarray(real_labels)
+    per_class = []
+    for c in range(int(max(fake_y.max(), real_y.max())) + 1):
+        f, r = fake_feats[fake_y == c], real_feats[real_y == c]
+        per_class.append(frechet_distance(GaussianStats.of(f), GaussianStats.of(r)) if min(len(f), len(r)) > 2
+                         else float("nan"))
+    name = evaluator.extractor.name
+    return {
+        f"fd_{name}_per_class": per_class,
+        f"fd_{name}_class_mean": float(np.nanmean(per_class)),
+        "cas": classification_accuracy_score(fake, fake_labels, real_images, real_labels, seed=seed),
+    }
 
 
 def results_path(results: dict) -> Path | None:

@@ -116,6 +116,14 @@ class AdaptiveAugment:
         self._sum += torch.sign(margin.float()).sum()
         self._count += margin.numel()
 
+    def signal_sums(self) -> torch.Tensor:
+        """The accumulated (sum of signs, count) as one tensor view, e.g. to sum over DDP ranks in place."""
+        if self._sum.device != self._count.device:
+            self._count = self._count.to(self._sum.device)
+        stacked = torch.stack([self._sum, self._count])
+        self._sum, self._count = stacked[0], stacked[1]
+        return stacked
+
     def adjust(self, images: int) -> None:
         r_t = self._sum / self._count.clamp(min=1)
         step = torch.sign(r_t - self.target) * images / (self.speed_kimg * 1000)

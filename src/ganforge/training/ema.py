@@ -70,8 +70,9 @@ class EMA:
     """The averaged generator ``self.model``; call :meth:`ready` before using it."""
 
     def __init__(self, model: nn.Module, ema_kimg: float, batch_size: int, z_dim: int | None = None,
-                 stat_batches: int = STAT_BATCHES, num_classes: int = 0):
-        self.beta = 0.5 ** (batch_size / (1000.0 * ema_kimg))
+                 stat_batches: int = STAT_BATCHES, num_classes: int = 0, processes: int = 1):
+        # the half-life counts the images of all processes (DDP): batch_size * processes per update
+        self.beta = 0.5 ** (batch_size * processes / (1000.0 * ema_kimg))
         self.model = copy.deepcopy(model).eval().requires_grad_(False)
         self.batch_size, self.z_dim, self.stat_batches = batch_size, z_dim, stat_batches
         self.num_classes = num_classes  # > 0: a class-conditional G, fed balanced labels

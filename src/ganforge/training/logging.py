@@ -22,8 +22,9 @@ class RunLogger:
     """Appends records to ``metrics.jsonl`` and mirrors them on a progress bar (and TensorBoard)."""
 
     def __init__(self, run_dir: Path, total: int | None, initial: int, max_time: float | None,
-                 progress: bool = True, tensorboard: bool = False):
+                 progress: bool = True, tensorboard: bool = False, write: bool = True):
         self.path = Path(run_dir) / "metrics.jsonl"
+        self.write = write  # False on every DDP rank but 0: nothing is written or printed
         self.max_time = max_time
         interactive = sys.stderr.isatty()
         self.bar = tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, disable=not progress,
@@ -43,9 +44,13 @@ class RunLogger:
         self._postfix: dict[str, str] = {}
         self._eval_postfix: dict[str, str] = {}
 
+    def _append(self, record: dict[str, Any]) -> None:
+        if self.write:
+            with open(self.path, "a") as fh:
+                fh.write(json.dumps(record) + "\n")
+
     def log(self, record: dict[str, Any]) -> None:
-        with open(self.path, "a") as fh:
-            fh.write(json.dumps(record) + "\n")
+        self._append(record)
         self._postfix = {
             "img/s": f"{record['images_per_sec']:.0f}",
             "loss_d": f"{record['loss_d']:.3f}",
@@ -62,14 +67,13 @@ class RunLogger:
 
     def event(self, step: int, kind: str, message: str) -> None:
         """Something the user must see (rollback, collapse warning): printed above the bar and logged."""
-        with open(self.path, "a") as fh:
-            fh.write(json.dumps({"step": step, "event": kind, "message": message}) + "\n")
-        tqdm.write(f"[step {step}] {kind}: {message}", file=sys.stderr)
+        self._append({"step": step, "event": kind, "message": message})
+        if self.write:
+            tqdm.write(f"[step {step}] {kind}: {message}", file=sys.stderr)
 
     def log_eval(self, record: dict[str, Any], best: dict[str, Any] | None) -> None:
         """An evaluation: appended to the log; its first metric and the best so far go on the bar."""
-        with open(self.path, "a") as fh:
-            fh.write(json.dumps(record) + "\n")
+        self._append(record)
         if best is not None:
             self._eval_postfix = {best["metric"]: f"{record['eval'][best['metric']]:.3g}",
                                   "best": f"{best['value']:.3g}@{best['step']}"}

@@ -37,6 +37,7 @@ from .checkpoint import (
 from .ema import EMA
 from .monitor import HealthMonitor, weights_finite
 from .logging import RunLogger
+from . import distributed
 from .runtime import Precision, resolve_device, resolve_precision
 from .augment import AdaptiveAugment, DiffAugment
 from .state import TrainState
@@ -61,7 +62,8 @@ class Trainer:
         self.run_dir = Path(run_dir)
         self.notices: list[str] = []  # one-line remarks for the user (printed by the CLI, logged as events)
         t = cfg.train
-        self.device = resolve_device(t.device)
+        self.ranks, rank_device = distributed.init(t.device)  # one process unless launched by torchrun
+        self.device = rank_device or resolve_device(t.device)
         self.precision = resolve_precision(t.precision, self.device)
         self.max_time = parse_duration(t.max_time)
 
@@ -82,7 +84,11 @@ class Trainer:
         self.images = data.images.to(self.device)  # (N, C, R, R) uint8, decoded once, kept on the device
         self.num_classes = self._classes(data) if cfg.model.conditional else 0
         self.labels = data.labels.to(self.device) if self.num_classes else None  # (N,) int64 for a conditional G/D
-        self.steps_per_epoch = len(data) // t.batch_size  # real batches per epoch (last partial batch dropped)
+        # real batches per epoch, of batch_size on each rank (the last partial batch is dropped)
+        self.steps_per_epoch = len(data) // (t.batch_size * self.ranks.world_size)
+        if self.steps_per_epoch == 0:
+            raise GanforgeError(f"{len(data)} images are fewer than one batch of {t.batch_size} on each of "
+                                f"{self.ranks.world_size} processes; lower train.batch_size or the process count")
 
         geometry = data.geometry
         m = cfg.model
@@ -106,8 +112,13 @@ class Trainer:
         self.state = TrainState(
             G=G, D=D, g_opt=make_optimizer(G.parameters(), cfg.g_optim), d_opt=make_optimizer(D.parameters(), cfg.d_optim),
             opts=opts, z_dim=m.z_dim, seed=t.seed, d_steps=t.d_steps,
-            ema=EMA(G, t.ema_kimg, t.batch_size, z_dim=m.z_dim, num_classes=self.num_classes) if t.ema_kimg > 0 else None,
+            ema=EMA(G, t.ema_kimg, t.batch_size, z_dim=m.z_dim, num_classes=self.num_classes,
+                    processes=self.ranks.world_size) if t.ema_kimg > 0 else None,
+            rank=self.ranks.rank, world_size=self.ranks.world_size,
         )
+        if self.ranks.enabled:  # gradients averaged over the ranks; the weights start equal (DDP broadcasts them)
+            self.state.G_train = distributed.wrap(G, self.device)
+            self.state.D_train = distributed.wrap(D, self.device)
         self.fixed_noise = torch.randn(
             t.grid_size, m.z_dim, generator=torch.Generator().manual_seed(t.seed + 1)
         ).to(self.device)  # (grid_size, z_dim)
@@ -129,6 +140,8 @@ class Trainer:
         self._perm_epoch = -1
         self._perm = None
         self._stop_reason: str | None = None
+        self._interrupted = False  # set by the first Ctrl-C
+        self._collapse_stop: str | None = None  # set by a collapse warning with monitor.stop_on_collapse
 
     def _fit_batch_to_data(self, n_images: int) -> None:
         """Few-shot data: a batch larger than the data set becomes the whole data set, with a notice."""
@@ -236,8 +249,9 @@ class Trainer:
             order_rng = torch.Generator().manual_seed(self.cfg.train.seed * 1_000_003 + epoch)
             self._perm = torch.randperm(len(self.images), generator=order_rng).to(self.device)
             self._perm_epoch = epoch
-        b = self.cfg.train.batch_size
-        idx = self._perm[index * b : (index + 1) * b]
+        b, ranks = self.cfg.train.batch_size, self.ranks
+        start = (index * ranks.world_size + ranks.rank) * b  # this rank's shard of the global batch
+        idx = self._perm[start : start + b]
         labels = self.labels[idx] if self.labels is not None else None
         return from_uint8(self.images[idx]), labels
 
@@ -267,24 +281,41 @@ class Trainer:
         return min(bounds) if bounds else None
 
     def _should_stop(self, total: int | None) -> str | None:
-        if self._stop_reason:
-            return self._stop_reason
+        if self._interrupted:
+            return "interrupted"
+        if self._collapse_stop:
+            return self._collapse_stop
         if total is not None and self.step >= total:
             return "reached the step/epoch limit"
         if self.max_time is not None and self.elapsed >= self.max_time:
             return "reached the time budget"
         return None
 
+    def _decide_stop(self, total: int | None) -> str | None:
+        """Whether to stop after this step. Several ranks stop together: the step limit is the same for
+        all, and the other reasons (time budget, Ctrl-C, collapse) are agreed at log intervals."""
+        reason = self._should_stop(total)
+        if not self.ranks.enabled:
+            return reason
+        if total is not None and self.step >= total:
+            return reason
+        if self.step % self.cfg.train.log_every:
+            return None
+        stop = distributed.any_rank(reason is not None, self.device)  # every rank calls it at the same step
+        return reason or ("stopped with the other processes" if stop else None)
+
     # ------------------------------------------------------------------ run
 
     def run(self, on_log: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
         """Train until a limit is reached or Ctrl-C; returns a summary."""
         t = self.cfg.train
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.cfg.save(self.run_dir / "config.json")
+        main = self.ranks.is_main  # only rank 0 writes
+        if main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self.cfg.save(self.run_dir / "config.json")
         total = self.total_steps()
         logger = RunLogger(self.run_dir, total=total, initial=self.step, max_time=self.max_time,
-                           progress=t.progress, tensorboard=t.tensorboard)
+                           progress=t.progress and main, tensorboard=t.tensorboard and main, write=main)
         sums = torch.zeros(len(STAT_NAMES), device=self.device)  # running sums between log lines
         steps_since_log, last_log = 0, time.perf_counter()
         last_ckpt_time = time.perf_counter()
@@ -292,8 +323,9 @@ class Trainer:
             logger.event(self.step, "notice", notice)
         previous_handler = signal.signal(signal.SIGINT, self._on_interrupt)
         self._stop_reason = self._should_stop(total)
-        if latest_checkpoint(self.run_dir) is None:
+        if main and latest_checkpoint(self.run_dir) is None:
             self.save_checkpoint()  # step 0: a divergence can always roll back somewhere
+        distributed.barrier()
         try:
             start = time.perf_counter()  # the time budget counts everything the loop does
             while not self._stop_reason:
@@ -304,40 +336,47 @@ class Trainer:
                 self.elapsed += now - start
                 start = now
 
-                if self.step % t.log_every == 0 or self._should_stop(total):
+                stop = self._decide_stop(total)  # (under DDP: the ranks agree here, at log intervals)
+                if self.step % t.log_every == 0 or stop:
                     now = time.perf_counter()
                     self._log_interval(sums / steps_since_log, steps_since_log, now - last_log, logger, on_log)
                     sums.zero_()
                     steps_since_log, last_log = 0, time.perf_counter()
                 logger.advance(self.step, self.elapsed)
 
-                if t.eval_every and self.step % t.eval_every == 0:
+                if main and t.eval_every and self.step % t.eval_every == 0:
                     results = self.evaluate()
                     logger.log_eval({"step": self.step, "epoch": round(self.epoch, 4), "eval": results},
                                     self.best)
                     self._collapse_warning(self.monitor.classes_dropped(results), logger)
-                if t.sample_every and self.step % t.sample_every == 0:
+                if main and t.sample_every and self.step % t.sample_every == 0:
                     self.save_samples()
                 minutes_since_ckpt = (time.perf_counter() - last_ckpt_time) / 60
-                if self.step % t.checkpoint_every == 0 or minutes_since_ckpt >= t.checkpoint_minutes:
+                if main and (self.step % t.checkpoint_every == 0 or minutes_since_ckpt >= t.checkpoint_minutes):
                     self.save_checkpoint()
                     last_ckpt_time = time.perf_counter()
-                self._stop_reason = self._should_stop(total)
+                # one process also stops on what this step's logging or evaluation found
+                self._stop_reason = stop if self.ranks.enabled else self._should_stop(total)
         finally:
             signal.signal(signal.SIGINT, previous_handler)
             logger.close()
-        self.save_samples()
-        folder = self.save_checkpoint()
+        folder = None
+        if main:
+            self.save_samples()
+            folder = self.save_checkpoint()
+        distributed.barrier()  # the other ranks return once the final checkpoint exists
         return {"step": self.step, "reason": self._stop_reason, "checkpoint": str(folder),
                 "elapsed": self.elapsed, "interrupted": self._stop_reason == "interrupted"}
 
     def _log_interval(self, means: torch.Tensor, steps: int, seconds: float, logger: RunLogger, on_log) -> None:
         """One log line, then the health checks: divergence (roll back or stop) and collapse (warn)."""
         t = self.cfg.train
+        if self.ranks.enabled:  # every rank logs (and decides on) the same numbers: their mean
+            means = distributed.mean(means.clone())
         record = dict(zip(STAT_NAMES, means.tolist()))  # the one host sync per interval
         record.update(
             step=self.step, epoch=round(self.epoch, 4), elapsed=round(self.elapsed, 2),
-            images_per_sec=round(steps * t.batch_size * t.d_steps / seconds, 1),
+            images_per_sec=round(steps * t.batch_size * t.d_steps * self.ranks.world_size / seconds, 1),
             lr_g=self.g_opt.param_groups[0]["lr"], lr_d=self.d_opt.param_groups[0]["lr"],
         )
         if self.opts.ada is not None:
@@ -361,7 +400,7 @@ class Trainer:
         if warning:
             logger.event(self.step, "collapse_warning", warning)
             if self.cfg.monitor.stop_on_collapse:
-                self._stop_reason = "stopped on mode collapse (monitor.stop_on_collapse)"
+                self._collapse_stop = "stopped on mode collapse (monitor.stop_on_collapse)"
 
     def _rollback(self, reason: str, logger: RunLogger) -> None:
         """Reload the newest checkpoint (only healthy ones are written) with lower learning rates."""
@@ -373,6 +412,7 @@ class Trainer:
                                 f"last good checkpoint: {folder or 'none'}")
         diverged_at = self.step
         rollbacks, lr_scale = self.rollbacks + 1, self.lr_scale * m.rollback_lr_factor
+        distributed.barrier()  # every rank rolls back (they saw the same mean losses) to rank 0's checkpoint
         self._load(folder)
         self.rollbacks, self.lr_scale = rollbacks, lr_scale
         self._apply_lr_scale()
@@ -402,9 +442,9 @@ class Trainer:
 
     def _on_interrupt(self, signum, frame) -> None:
         """First Ctrl-C: finish the current step, save and stop. Second: stop at once."""
-        if self._stop_reason == "interrupted":
+        if self._interrupted:
             raise KeyboardInterrupt
-        self._stop_reason = "interrupted"
+        self._interrupted = True
 
     # ------------------------------------------------------------------ outputs
 

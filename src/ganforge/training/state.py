@@ -46,7 +46,11 @@ class TrainState:
     d_steps: int = 1  # D updates per G update
     ema: EMA | None = None
     step: int = 0  # G updates done
-    real_batches: int = 0  # D updates done = real batches consumed
+    real_batches: int = 0  # D updates done = real batches consumed (global batches under DDP)
+    rank: int = 0  # this process's rank and the number of processes (DDP, see training/distributed.py)
+    world_size: int = 1
+    G_train: nn.Module | None = None  # G and D as the steps call them (DDP-wrapped); None: G and D
+    D_train: nn.Module | None = None
     noise_rng: torch.Generator = field(init=False)
 
     def __post_init__(self):
@@ -73,12 +77,16 @@ class TrainState:
     # ------------------------------------------------------------------ randomness
 
     def seed_step(self) -> None:
-        """Re-seed the noise and step generators for the current step."""
-        for stream, gen in enumerate((self.noise_rng, self.opts.rng)):
-            gen.manual_seed(stream_seed(self.seed, self.step, stream))
+        """Re-seed the noise and step generators for the current step. The noise stream is shared by
+        the ranks, each taking its own slice; the step stream (augmentation, ...) is each rank's own."""
+        self.noise_rng.manual_seed(stream_seed(self.seed, self.step, 0))
+        self.opts.rng.manual_seed(stream_seed(self.seed, self.step, 1 + 2 * self.rank))
 
     def noise(self, n: int) -> torch.Tensor:
-        return torch.randn(n, self.z_dim, generator=self.noise_rng, device=self.device)  # (n, z_dim)
+        """(n, z_dim): this rank's slice of the step's noise for n samples per rank, so that R ranks
+        with batch B draw exactly what one process with batch R * B would."""
+        z = torch.randn(n * self.world_size, self.z_dim, generator=self.noise_rng, device=self.device)
+        return z[self.rank * n:(self.rank + 1) * n]
 
     # ------------------------------------------------------------------ the step
 
@@ -90,17 +98,24 @@ class TrainState:
             raise ValueError(f"a step takes {self.d_steps} real batch(es), got {len(batches)}")
         self.seed_step()
         precision = self.opts.precision
+        G = self.G_train if self.G_train is not None else self.G
+        D = self.D_train if self.D_train is not None else self.D
         images_seen = 0
         for k, (real, labels) in enumerate(batches):
             last = k == len(batches) - 1
             z = self.noise(len(real))
             with torch.set_grad_enabled(last), precision.autocast():
-                fake = call(self.G, z, labels)  # (B, C, R, R); keeps its graph only for the G step
-            stats = d_step(self.D, self.d_opt, real, fake.detach(), self.opts, step=self.real_batches, labels=labels)
+                fake = call(G, z, labels)  # (B, C, R, R); keeps its graph only for the G step
+            stats = d_step(D, self.d_opt, real, fake.detach(), self.opts, step=self.real_batches, labels=labels)
             self.real_batches += 1
-            images_seen += len(real)
+            images_seen += len(real) * self.world_size
+        # D unwrapped: it is not updated in the G step, so DDP must not expect a reduction of its gradients
         stats.update(g_step(self.D, self.g_opt, fake, self.opts, real=real, labels=labels))
         if self.opts.ada is not None and (self.step + 1) % ADA_INTERVAL == 0:
+            if self.world_size > 1:  # one signal, hence one probability, for all ranks
+                from .distributed import total
+
+                total(self.opts.ada.signal_sums())
             self.opts.ada.adjust(images_seen * ADA_INTERVAL)
             self.opts.augment.p = self.opts.ada.p
         if self.ema is not None:

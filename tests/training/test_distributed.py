@@ -1,0 +1,95 @@
+"""DDP on the CPU: two gloo processes, forked from the test process (as torchrun would start them)."""
+import json
+import multiprocessing
+import os
+import signal
+import socket
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from helpers import tiny_config
+from ganforge.training.checkpoint import latest_checkpoint
+from ganforge.training.loop import Trainer
+
+pytestmark = pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="needs fork")
+
+# No BatchNorm (per-rank batch statistics would differ from one process's) and no minibatch stddev
+# (its groups are drawn within each rank's batch): then R ranks with batch B compute what one
+# process with batch R * B computes, up to the order of floating-point sums.
+EXACT = ("model.d_norm=none", "model.g_norm=group", "reg.r1_gamma=1", "reg.r_interval=2", "train.ema_kimg=0.05")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _rank_main(rank, world, port, cfg, run, resume):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    from ganforge.training import distributed
+
+    try:
+        Trainer(cfg, run, resume=resume).run()
+    finally:
+        distributed.shutdown()
+
+
+def launch(cfg, run, world=2, resume=False, wait=True):
+    ctx = multiprocessing.get_context("fork")
+    port = free_port()
+    procs = [ctx.Process(target=_rank_main, args=(r, world, port, cfg, run, resume), daemon=True) for r in range(world)]
+    for p in procs:
+        p.start()
+    if wait:
+        for p in procs:
+            p.join(120)
+            assert p.exitcode == 0, f"rank exited with {p.exitcode}"
+    return procs
+
+
+def weights(run):
+    ckpt = latest_checkpoint(run)
+    return {n: load_file(str(ckpt / f"{n}.safetensors")) for n in ("generator", "discriminator", "generator_ema")}
+
+
+def test_two_processes_with_batch_b_match_one_with_batch_2b(tiny_npz, tmp_path):
+    one, two = tmp_path / "one", tmp_path / "two"
+    Trainer(tiny_config(tiny_npz, "train.batch_size=8", "train.max_steps=4", *EXACT), one).run()
+    launch(tiny_config(tiny_npz, "train.batch_size=4", "train.max_steps=4", *EXACT), two)
+    a, b = weights(one), weights(two)
+    for net in a:
+        for key in a[net]:
+            torch.testing.assert_close(b[net][key], a[net][key], rtol=1e-4, atol=1e-5, msg=f"{net}.{key}")
+    # only rank 0 wrote: one log line per interval, as the single process
+    lines = lambda run: [json.loads(l)["step"] for l in (run / "metrics.jsonl").read_text().splitlines()]
+    assert lines(two) == lines(one) == [2, 4]
+    assert json.loads((two / "config.json").read_text())["train"]["batch_size"] == 4
+
+
+def test_killed_two_process_run_resumes_with_two_or_one(tiny_npz, tmp_path):
+    run = tmp_path / "run"
+    cfg = tiny_config(tiny_npz, "train.batch_size=4", "train.max_steps=100000", "train.checkpoint_every=1", *EXACT)
+    procs = launch(cfg, run, wait=False)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        ckpt = latest_checkpoint(run) if (run / "checkpoints").exists() else None
+        if ckpt is not None and int(ckpt.name.split("-")[1]) >= 3:
+            break
+        time.sleep(0.05)
+    for p in procs:  # as a failing node would: both ranks gone at once
+        os.kill(p.pid, signal.SIGKILL)
+        p.join(10)
+    step = Trainer(cfg, run, resume=True).step
+    assert step >= 3
+    launch(tiny_config(tiny_npz, "train.batch_size=4", f"train.max_steps={step + 2}", "train.checkpoint_every=1",
+                       *EXACT), run, resume=True)
+    assert latest_checkpoint(run).name == f"step-{step + 2:08d}"
+    summary = Trainer(tiny_config(tiny_npz, "train.batch_size=4", f"train.max_steps={step + 3}",
+                                  "train.checkpoint_every=1", *EXACT), run, resume=True).run()  # one process now
+    assert summary["step"] == step + 3
