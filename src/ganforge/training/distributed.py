@@ -9,7 +9,7 @@ over ranks), only rank 0 writes (logs, grids, checkpoints), and the ranks agree,
 intervals, on the logged statistics (their mean) and on stopping (time budget, Ctrl-C, collapse).
 
 DDP notes: D runs twice (real, fake) before one backward, so it is wrapped with
-``broadcast_buffers=False`` (BatchNorm buffers would otherwise be re-broadcast between the two
+``broadcast_buffers=False`` (``forward_sync_buffers=False`` in newer PyTorch; BatchNorm buffers would otherwise be re-broadcast between the two
 forwards; PyTorch #22095). Gradient penalties take the input gradient with
 ``autograd.grad(create_graph=True)`` and then one ordinary backward, which DDP supports. The G
 step runs D unwrapped: D is not updated there, so no reduction of D's gradients is expected.
@@ -75,7 +75,13 @@ def wrap(module: nn.Module, device: torch.device) -> nn.Module:
     """DDP around a network (see the module notes for ``broadcast_buffers``)."""
     from torch.nn.parallel import DistributedDataParallel
 
+    import inspect
+
     ids = [device.index] if device.type == "cuda" else None
+    # Newer PyTorch names the option forward_sync_buffers (and deprecates broadcast_buffers); buffers
+    # are still synced once at start, which is harmless here: every rank builds the same weights.
+    if "forward_sync_buffers" in inspect.signature(DistributedDataParallel.__init__).parameters:
+        return DistributedDataParallel(module, device_ids=ids, forward_sync_buffers=False)
     return DistributedDataParallel(module, device_ids=ids, broadcast_buffers=False)
 
 
