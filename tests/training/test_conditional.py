@@ -15,7 +15,7 @@ def test_conditional_run_trains_resumes_and_samples_by_class(tiny_npz, tmp_path)
     extra = ("model.conditional=true", "train.ema_kimg=0.05", "reg.r1_gamma=1", "train.grid_size=8")
     trainer = Trainer(tiny_config(tiny_npz, "train.max_steps=3", *extra), run)
     assert trainer.num_classes == 2 and trainer.model_cfg.num_classes == 2
-    assert trainer.fixed_labels.tolist() == [0, 0, 0, 0, 1, 1, 1, 1]  # one grid row per class
+    assert trainer.grid.labels.tolist() == [0, 0, 0, 0, 1, 1, 1, 1]  # one grid row per class
     trainer.run()
     Trainer(tiny_config(tiny_npz, "train.max_steps=4", *extra), run, resume=True).run()
 

@@ -22,10 +22,8 @@ from .. import __version__
 from ..config import Config, check_resume_changes, parse_duration, validate
 from ..data import ImageDataset, load_dataset
 from ..errors import GanforgeError
-from ..imageio import save_grid
-from ..labels import balanced_labels, class_grid
 from ..models import build_discriminator, build_generator, config_fields, model_config
-from ..pixels import from_uint8, to_uint8
+from ..pixels import from_uint8
 from .checkpoint import (
     GENERATOR_FORMAT,
     latest_checkpoint,
@@ -41,7 +39,9 @@ from . import distributed
 from .runtime import Precision, resolve_device, resolve_precision
 from .augment import AdaptiveAugment, DiffAugment
 from .state import TrainState
-from .steps import StepOptions, call, make_optimizer
+from .callbacks import PeriodicEvaluation, SampleGrid
+from .data_order import EpochOrder
+from .steps import StepOptions, make_optimizer
 
 DISCRIMINATOR_FORMAT = "ganforge.discriminator/1"
 STAT_NAMES = ("loss_d", "loss_g", "d_real", "d_fake", "penalty_d", "grad_d", "grad_g")
@@ -84,8 +84,8 @@ class Trainer:
         self.images = data.images.to(self.device)  # (N, C, R, R) uint8, decoded once, kept on the device
         self.num_classes = self._classes(data) if cfg.model.conditional else 0
         self.labels = data.labels.to(self.device) if self.num_classes else None  # (N,) int64 for a conditional G/D
-        # real batches per epoch, of batch_size on each rank (the last partial batch is dropped)
-        self.steps_per_epoch = len(data) // (t.batch_size * self.ranks.world_size)
+        self.order = EpochOrder(len(data), t.batch_size, t.seed, self.ranks.rank, self.ranks.world_size, self.device)
+        self.steps_per_epoch = self.order.batches_per_epoch  # global real batches per epoch
         if self.steps_per_epoch == 0:
             raise GanforgeError(f"{len(data)} images are fewer than one batch of {t.batch_size} on each of "
                                 f"{self.ranks.world_size} processes; lower train.batch_size or the process count")
@@ -119,26 +119,19 @@ class Trainer:
         if self.ranks.enabled:  # gradients averaged over the ranks; the weights start equal (DDP broadcasts them)
             self.state.G_train = distributed.wrap(G, self.device)
             self.state.D_train = distributed.wrap(D, self.device)
-        self.fixed_noise = torch.randn(
-            t.grid_size, m.z_dim, generator=torch.Generator().manual_seed(t.seed + 1)
-        ).to(self.device)  # (grid_size, z_dim)
-        self.grid_columns = None  # a conditional grid has one row per class, each column one noise vector
-        self.fixed_labels = None
-        if self.num_classes:
-            labels, self.grid_columns = class_grid(self.num_classes, t.grid_size)
-            self.fixed_labels = labels.to(self.device)  # (K * cols,)
+        self.grid = SampleGrid(t.grid_size, m.z_dim, t.seed + 1, self.num_classes, self.device)
 
         self.elapsed = 0.0  # wall-clock seconds of the training loop, summed over resumed sessions
         self.fingerprint = data_fingerprint(data.images)
+        self.evaluation = PeriodicEvaluation(
+            data, t.eval_metrics, t.eval_n, t.seed, t.eval_extractor, cfg.data.cache_dir, t.progress,
+            self.num_classes) if t.eval_every else None
         self.best: dict[str, Any] | None = None  # {"metric", "value", "step"} of the best evaluation so far
-        self.evaluator = self._make_evaluator() if t.eval_every else None
         self.rollbacks, self.lr_scale = 0, 1.0  # divergence recoveries so far, learning-rate multiplier
         probe = torch.randperm(len(data), generator=torch.Generator().manual_seed(t.seed))[: max(t.grid_size, 2)]
         self.monitor = HealthMonitor(cfg.monitor, from_uint8(data.images[probe]))
         if resume:
             self._load(latest_checkpoint(self.run_dir))
-        self._perm_epoch = -1
-        self._perm = None
         self._stop_reason: str | None = None
         self._interrupted = False  # set by the first Ctrl-C
         self._collapse_stop: str | None = None  # set by a collapse warning with monitor.stop_on_collapse
@@ -197,42 +190,13 @@ class Trainer:
 
     # ------------------------------------------------------------------ evaluation
 
-    def _make_evaluator(self):
-        """Reference features of (up to eval_n) training images, computed once before training."""
-        from ..metrics.evaluate import Evaluator, parse_metrics
-
-        t = self.cfg.train
-        self.eval_metrics = parse_metrics(t.eval_metrics)
-        images, labels = self.dataset.images, self.dataset.labels
-        if len(images) > t.eval_n:
-            keep = torch.randperm(len(images), generator=torch.Generator().manual_seed(t.seed))[: t.eval_n].sort().values
-            images, labels = images[keep], (labels[keep] if labels is not None else None)
-        return Evaluator(self.dataset.geometry.restore(images), labels, extractor=t.eval_extractor,
-                         cache_dir=self.cfg.data.cache_dir, progress=t.progress)
-
-    @torch.no_grad()
     def evaluate(self) -> dict[str, Any]:
-        """Metrics of eval_n samples from the sampling generator (fixed noise seed) against the training data."""
-        from ..metrics.evaluate import primary_value
-
-        t = self.cfg.train
-        G = self.sampling_generator
-        was_training = G.training
-        G.eval()
-        z = torch.randn(t.eval_n, self.cfg.model.z_dim, generator=torch.Generator().manual_seed(t.seed + 2))
-        labels = balanced_labels(t.eval_n, self.num_classes) if self.num_classes else None
-        with self.precision.autocast():
-            fake = torch.cat([
-                to_uint8(call(G, z[i:i + 500].to(self.device),
-                              labels[i:i + 500].to(self.device) if labels is not None else None).float().cpu())
-                for i in range(0, t.eval_n, 500)])
-        G.train(was_training)
-        self.evaluator.progress = False
-        results = self.evaluator(self.dataset.geometry.restore(fake), self.eval_metrics)
-        key, value, higher = primary_value(self.eval_metrics[0], results)
-        if self.best is None or (value > self.best["value"] if higher else value < self.best["value"]):
-            self.best = {"metric": key, "value": value, "step": self.step}
-            save_best(self.run_dir, G, self._meta(GENERATOR_FORMAT), self.best)
+        """Metrics of eval_n samples of the sampling generator against the training data; keeps the best G."""
+        self.evaluation.best = self.best
+        results, improved = self.evaluation(self.sampling_generator, self.cfg.model.z_dim, self.precision, self.step)
+        self.best = self.evaluation.best
+        if improved:
+            save_best(self.run_dir, self.sampling_generator, self._meta(GENERATOR_FORMAT), self.best)
         return results
 
     # ------------------------------------------------------------------ data
@@ -243,15 +207,8 @@ class Trainer:
 
     def _real_batch(self, offset: int = 0) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Real batch number real_batches + offset: images (B, C, R, R) in [-1, 1] and labels (B,) for a
-        conditional model (else None). Epoch e's order is a function of (seed, e)."""
-        epoch, index = divmod(self.real_batches + offset, self.steps_per_epoch)
-        if epoch != self._perm_epoch:
-            order_rng = torch.Generator().manual_seed(self.cfg.train.seed * 1_000_003 + epoch)
-            self._perm = torch.randperm(len(self.images), generator=order_rng).to(self.device)
-            self._perm_epoch = epoch
-        b, ranks = self.cfg.train.batch_size, self.ranks
-        start = (index * ranks.world_size + ranks.rank) * b  # this rank's shard of the global batch
-        idx = self._perm[start : start + b]
+        conditional model (else None)."""
+        idx = self.order.indices(self.real_batches + offset)
         labels = self.labels[idx] if self.labels is not None else None
         return from_uint8(self.images[idx]), labels
 
@@ -425,20 +382,9 @@ class Trainer:
             for group in opt.param_groups:
                 group["lr"] = base * self.lr_scale
 
-    @torch.no_grad()
     def _fixed_noise_samples(self, G: torch.nn.Module | None = None) -> torch.Tensor:
-        """G's (default: the sampling generator's) outputs for the fixed noise, (grid_size, C, R, R) in [-1, 1]."""
-        G = G if G is not None else self.sampling_generator
-        was_training = G.training
-        G.eval()
-        with self.precision.autocast():
-            if self.fixed_labels is None:
-                images = G(self.fixed_noise).float()
-            else:  # each column's noise vector repeated down the rows (classes)
-                z = self.fixed_noise[: self.grid_columns].repeat(self.num_classes, 1)
-                images = G(z, self.fixed_labels).float()
-        G.train(was_training)
-        return images
+        """G's (default: the sampling generator's) outputs for the grid's fixed noise, (n, C, R, R) in [-1, 1]."""
+        return self.grid.images(G if G is not None else self.sampling_generator, self.precision)
 
     def _on_interrupt(self, signum, frame) -> None:
         """First Ctrl-C: finish the current step, save and stop. Second: stop at once."""
@@ -459,10 +405,8 @@ class Trainer:
 
     def save_samples(self) -> Path:
         """A grid from the fixed noise: samples/step-NNNNNNNN.png (and samples/latest.png)."""
-        images = self.dataset.geometry.restore(to_uint8(self._fixed_noise_samples().cpu()))
-        path = save_grid(images, self.run_dir / "samples" / f"step-{self.step:08d}.png", nrow=self.grid_columns)
-        save_grid(images, self.run_dir / "samples" / "latest.png", nrow=self.grid_columns)
-        return path
+        return self.grid.save(self.sampling_generator, self.precision, self.dataset.geometry.restore,
+                              self.run_dir / "samples", self.step)
 
     def _meta(self, fmt: str) -> dict[str, Any]:
         return {
@@ -486,7 +430,7 @@ class Trainer:
             "elapsed": self.elapsed,
             "data_fingerprint": self.fingerprint,
             "precision": self.precision.name,  # as resolved: resume keeps it unless the user changes it
-            "fixed_noise": self.fixed_noise.cpu(),
+            "fixed_noise": self.grid.noise.cpu(),
             "best": self.best,
             "rollbacks": self.rollbacks,
             "lr_scale": self.lr_scale,
@@ -518,7 +462,7 @@ class Trainer:
             self._set_precision(resolve_precision(saved_precision, self.device))
             self.notices.append(f"keeping the run's precision {saved_precision} (auto would pick another here; "
                                 "set train.precision to change it)")
-        self.fixed_noise = state["fixed_noise"].to(self.device)
+        self.grid.noise = state["fixed_noise"].to(self.device)
         self.elapsed = float(state["elapsed"])
         self.best = state.get("best")
         self.rollbacks, self.lr_scale = int(state["rollbacks"]), float(state["lr_scale"])
