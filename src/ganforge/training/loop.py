@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
-import json
 import math
 import signal
 import time
@@ -19,10 +17,10 @@ from typing import Any, Callable
 import torch
 
 from .. import __version__
-from ..config import Config, check_resume_changes, parse_duration, validate
+from ..config import Config, parse_duration, validate
 from ..data import ImageDataset, load_dataset
 from ..errors import GanforgeError
-from ..models import build_discriminator, build_generator, config_fields, model_config
+from ..models import config_fields, model_config
 from ..pixels import from_uint8
 from .checkpoint import (
     GENERATOR_FORMAT,
@@ -32,24 +30,17 @@ from .checkpoint import (
     save_best,
     save_checkpoint,
 )
-from .ema import EMA
 from .monitor import HealthMonitor, weights_finite
 from .logging import RunLogger
 from . import distributed
 from .runtime import Precision, resolve_device, resolve_precision
-from .augment import AdaptiveAugment, DiffAugment
 from .state import TrainState
 from .callbacks import PeriodicEvaluation, SampleGrid
 from .data_order import EpochOrder
-from .steps import StepOptions, make_optimizer
+from .prepare import check_saved_config, count_classes, data_fingerprint, fit_batch_to_data
 
 DISCRIMINATOR_FORMAT = "ganforge.discriminator/1"
 STAT_NAMES = ("loss_d", "loss_g", "d_real", "d_fake", "penalty_d", "grad_d", "grad_g")
-
-
-def data_fingerprint(images: torch.Tensor) -> str:
-    """A short hash of the training images, to refuse resuming on different data."""
-    return hashlib.blake2b(images.cpu().numpy().tobytes(), digest_size=8).hexdigest()
 
 
 class Trainer:
@@ -78,11 +69,13 @@ class Trainer:
             progress=t.progress,
         )
         self.dataset = data
-        self._fit_batch_to_data(len(data))
+        notice = fit_batch_to_data(cfg.train, len(data))
+        if notice:
+            self.notices.append(notice)
         if resume:
-            self._check_saved_config()
+            check_saved_config(self.run_dir, cfg)
         self.images = data.images.to(self.device)  # (N, C, R, R) uint8, decoded once, kept on the device
-        self.num_classes = self._classes(data) if cfg.model.conditional else 0
+        self.num_classes = count_classes(data) if cfg.model.conditional else 0
         self.labels = data.labels.to(self.device) if self.num_classes else None  # (N,) int64 for a conditional G/D
         self.order = EpochOrder(len(data), t.batch_size, t.seed, self.ranks.rank, self.ranks.world_size, self.device)
         self.steps_per_epoch = self.order.batches_per_epoch  # global real batches per epoch
@@ -90,35 +83,17 @@ class Trainer:
             raise GanforgeError(f"{len(data)} images are fewer than one batch of {t.batch_size} on each of "
                                 f"{self.ranks.world_size} processes; lower train.batch_size or the process count")
 
-        geometry = data.geometry
         m = cfg.model
         # The architecture takes the model options it has; resolution, channels and classes come from the data.
         fields = config_fields(m.arch)
         options = {k: v for k, v in dataclasses.asdict(m).items() if k in fields}
-        self.model_cfg = model_config(m.arch, **options, resolution=geometry.resolution, channels=geometry.channels,
-                                      num_classes=self.num_classes)
-        torch.manual_seed(t.seed)  # weight initialisation
-        G = build_generator(m.arch, self.model_cfg).to(self.device)
-        D = build_discriminator(m.arch, self.model_cfg).to(self.device)
-        reg = cfg.reg
-        augment = None
-        if reg.augment:
-            start_p = reg.augment_p if reg.augment_p is not None else (0.0 if reg.ada else 1.0)
-            augment = DiffAugment(reg.augment.replace("color", "colour"), p=start_p)
-        opts = StepOptions(
-            d_loss=cfg.loss.d, g_loss=cfg.loss.g, precision=self.precision, reg=reg, augment=augment,
-            ada=AdaptiveAugment(target=reg.ada_target, speed_kimg=reg.ada_kimg, p=augment.p) if reg.ada else None,
-        )
-        self.state = TrainState(
-            G=G, D=D, g_opt=make_optimizer(G.parameters(), cfg.g_optim), d_opt=make_optimizer(D.parameters(), cfg.d_optim),
-            opts=opts, z_dim=m.z_dim, seed=t.seed, d_steps=t.d_steps,
-            ema=EMA(G, t.ema_kimg, t.batch_size, z_dim=m.z_dim, num_classes=self.num_classes,
-                    processes=self.ranks.world_size) if t.ema_kimg > 0 else None,
-            rank=self.ranks.rank, world_size=self.ranks.world_size,
-        )
+        self.model_cfg = model_config(m.arch, **options, resolution=data.geometry.resolution,
+                                      channels=data.geometry.channels, num_classes=self.num_classes)
+        self.state = TrainState.from_config(cfg, self.model_cfg, self.device, self.precision,
+                                            rank=self.ranks.rank, world_size=self.ranks.world_size)
         if self.ranks.enabled:  # gradients averaged over the ranks; the weights start equal (DDP broadcasts them)
-            self.state.G_train = distributed.wrap(G, self.device)
-            self.state.D_train = distributed.wrap(D, self.device)
+            self.state.G_train = distributed.wrap(self.state.G, self.device)
+            self.state.D_train = distributed.wrap(self.state.D, self.device)
         self.grid = SampleGrid(t.grid_size, m.z_dim, t.seed + 1, self.num_classes, self.device)
 
         self.elapsed = 0.0  # wall-clock seconds of the training loop, summed over resumed sessions
@@ -135,33 +110,6 @@ class Trainer:
         self._stop_reason: str | None = None
         self._interrupted = False  # set by the first Ctrl-C
         self._collapse_stop: str | None = None  # set by a collapse warning with monitor.stop_on_collapse
-
-    def _fit_batch_to_data(self, n_images: int) -> None:
-        """Few-shot data: a batch larger than the data set becomes the whole data set, with a notice."""
-        t = self.cfg.train
-        if n_images < 2:
-            raise GanforgeError(f"the data set has {n_images} image(s); training needs at least 2")
-        if n_images < t.batch_size:
-            self.notices.append(
-                f"the data set has {n_images} images, fewer than one batch of {t.batch_size}: training with "
-                f"batches of {n_images} (set train.batch_size to choose; small data sets also benefit from "
-                "reg.augment=translation,cutout,colour with reg.ada=true)")
-            t.batch_size = n_images
-
-    def _check_saved_config(self) -> None:
-        """On resume, only options that do not alter the training maths may differ from config.json."""
-        saved_path = self.run_dir / "config.json"
-        if not saved_path.is_file():
-            return  # a run folder written by hand or by an older version: the checkpoint decides
-        saved = validate(Config.load(saved_path))
-        check_resume_changes(saved, self.cfg)
-
-    def _classes(self, data: ImageDataset) -> int:
-        """The number of classes of labelled data, for a class-conditional model."""
-        if data.labels is None:
-            raise GanforgeError(f"model.conditional needs labelled data (class folders, an npz with 'labels', or a "
-                                f"named set); {data.source} has no labels")
-        return max(len(data.class_names), int(data.labels.max()) + 1)
 
     def _set_precision(self, precision: Precision) -> None:
         self.precision = precision

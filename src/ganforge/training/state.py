@@ -53,6 +53,33 @@ class TrainState:
     D_train: nn.Module | None = None
     noise_rng: torch.Generator = field(init=False)
 
+    @classmethod
+    def from_config(cls, cfg, model_cfg, device: torch.device, precision, rank: int = 0,
+                    world_size: int = 1) -> "TrainState":
+        """The state a run starts from: networks built by the registry from ``model_cfg`` (weights
+        drawn from ``cfg.train.seed``), optimisers, step options and the averaged G, as ``cfg`` says."""
+        from ..models import build_discriminator, build_generator
+        from .augment import AdaptiveAugment, DiffAugment
+        from .steps import make_optimizer
+
+        t, reg, arch = cfg.train, cfg.reg, cfg.model.arch
+        torch.manual_seed(t.seed)  # weight initialisation
+        G = build_generator(arch, model_cfg).to(device)
+        D = build_discriminator(arch, model_cfg).to(device)
+        augment = None
+        if reg.augment:  # with ADA, p starts at 0 (as in the reference) unless reg.augment_p says otherwise
+            start_p = reg.augment_p if reg.augment_p is not None else (0.0 if reg.ada else 1.0)
+            augment = DiffAugment(reg.augment.replace("color", "colour"), p=start_p)
+        ada = AdaptiveAugment(target=reg.ada_target, speed_kimg=reg.ada_kimg, p=augment.p) if reg.ada else None
+        opts = StepOptions(d_loss=cfg.loss.d, g_loss=cfg.loss.g, precision=precision, reg=reg, augment=augment,
+                           ada=ada)
+        num_classes = getattr(model_cfg, "num_classes", 0)
+        ema = EMA(G, t.ema_kimg, t.batch_size, z_dim=model_cfg.z_dim, num_classes=num_classes,
+                  processes=world_size) if t.ema_kimg > 0 else None
+        return cls(G=G, D=D, g_opt=make_optimizer(G.parameters(), cfg.g_optim),
+                   d_opt=make_optimizer(D.parameters(), cfg.d_optim), opts=opts, z_dim=model_cfg.z_dim,
+                   seed=t.seed, d_steps=t.d_steps, ema=ema, rank=rank, world_size=world_size)
+
     def __post_init__(self):
         self.noise_rng = torch.Generator(self.device)
         if self.opts.rng is None:
