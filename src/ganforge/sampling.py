@@ -13,7 +13,7 @@ from .data.geometry import Geometry
 from .errors import GanforgeError
 from .models import build_generator, model_config
 from .pixels import to_uint8
-from .training.checkpoint import GENERATOR_FORMAT, find_checkpoint, load_network_weights, read_network_meta
+from .runs import GENERATOR_FORMAT, find_checkpoint, load_network_weights, read_network_meta
 
 
 @dataclass
@@ -115,10 +115,9 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu", 
     if name == "generator_ema" and meta.get("batchnorm_stats") != "recomputed":
         # Saved before ganforge recomputed the average's BatchNorm statistics: they are the live
         # G's, which do not fit the averaged weights. Recompute them as training now does.
-        from .training.ema import EMA, recompute_batchnorm_stats
+        from .models.batchnorm import recompute_batchnorm_stats, standing_noise
 
-        batches = EMA(G, ema_kimg=1.0, batch_size=64, z_dim=cfg.z_dim,
-                      num_classes=getattr(cfg, "num_classes", 0)).noise_batches(torch.device(device))
+        batches = standing_noise(64, cfg.z_dim, getattr(cfg, "num_classes", 0), torch.device(device))
         recompute_batchnorm_stats(G, batches)
     G.eval()
     return TrainedGenerator(
@@ -176,7 +175,7 @@ def write_samples(
     if isinstance(source, TrainedGenerator):
         gen = source
     else:
-        from .training.runtime import resolve_device
+        from .devices import resolve_device
 
         gen = load_generator(source, device=resolve_device(str(device)), ema=ema)
     show = n > batch_size if progress is None else progress

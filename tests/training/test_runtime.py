@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from ganforge.training import runtime
+from ganforge import devices  # where CPU detection lives (runtime re-exports it): patch it there
 from ganforge.training.runtime import (
     backend_settings,
     cpu_flags,
@@ -56,7 +56,7 @@ def test_cpu_flags_parsing():
 
 
 def host_flags(monkeypatch, text):
-    monkeypatch.setattr(runtime, "_host_cpu_flags", lambda: cpu_flags(text))
+    monkeypatch.setattr(devices, "_host_cpu_flags", lambda: cpu_flags(text))
 
 
 @pytest.mark.parametrize("text,expected", [
@@ -71,14 +71,14 @@ def test_auto_precision_on_cpu_follows_native_bf16(monkeypatch, text, expected):
 
 
 def test_unknown_flags_mean_fp32(monkeypatch):
-    monkeypatch.setattr(runtime, "_host_cpu_flags", lambda: None)
+    monkeypatch.setattr(devices, "_host_cpu_flags", lambda: None)
     assert not cpu_has_native_bf16()
     assert resolve_precision("auto", torch.device("cpu")).name == "fp32"
 
 
 def test_host_detection_falls_back_to_torch_capabilities(monkeypatch):
-    monkeypatch.setattr(runtime, "_read_cpuinfo", lambda: None)
-    flags = runtime._host_cpu_flags.__wrapped__()  # uncached
+    monkeypatch.setattr(devices, "_read_cpuinfo", lambda: None)
+    flags = devices._host_cpu_flags.__wrapped__()  # uncached
     if hasattr(torch.cpu, "get_capabilities"):
         assert isinstance(flags, frozenset)
     else:

@@ -150,7 +150,7 @@ def _random_shift(x: torch.Tensor, gen: torch.Generator, pad: int = 2) -> torch.
 
 
 def _bf16() -> bool:
-    from ..training.runtime import cpu_has_native_bf16
+    from ..devices import cpu_has_native_bf16
 
     return cpu_has_native_bf16()
 

@@ -9,8 +9,9 @@ BatchNorm and the average. Running statistics describe the activations of the we
 produced them: the live G's statistics do not fit the averaged weights (measured on
 Fashion-MNIST: FD 4.70 with the live statistics, 3.95 with recomputed ones). So the averaged
 G's statistics are recomputed ("standing statistics", as BigGAN does) before it is used:
-:func:`recompute_batchnorm_stats` runs it in train mode over ``STAT_BATCHES`` batches of noise
-and keeps the cumulative average of the per-batch means and variances. :class:`EMA` marks its
+:func:`~ganforge.models.batchnorm.recompute_batchnorm_stats` runs it in train mode over
+``STAT_BATCHES`` batches of noise (:func:`~ganforge.models.batchnorm.standing_noise`) and keeps
+the cumulative average of the per-batch means and variances. :class:`EMA` marks its
 statistics stale at every update and refreshes them on demand (``EMA.ready()``), so samples,
 evaluations and saved checkpoints always see fitted statistics while training pays nothing
 between uses. The noise comes from a fixed seed, so the statistics are a function of the
@@ -19,51 +20,20 @@ weights alone and never touch the training run's random streams (resume stays bi
 from __future__ import annotations
 
 import copy
-from typing import Callable, Iterable
+from typing import Callable
 
 import torch
 from torch import nn
 
-from ..labels import balanced_labels
+from ..models.batchnorm import (  # re-exported: they lived here before
+    STAT_BATCHES,
+    STAT_SEED,
+    batchnorm_layers,
+    recompute_batchnorm_stats,
+    standing_noise,
+)
 
-STAT_BATCHES = 50  # noise batches for the standing statistics
-STAT_SEED = 2**31 - 7  # the standing statistics' own noise stream
-
-
-def batchnorm_layers(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
-    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
-
-
-@torch.no_grad()
-def recompute_batchnorm_stats(model: nn.Module, batches: Iterable[tuple], autocast: Callable = None) -> int:
-    """Reset every BatchNorm's running statistics and set them to the cumulative average over ``batches``.
-
-    Each item of ``batches`` is the argument tuple of one forward call, e.g. ``(z,)``. With
-    ``momentum=None`` PyTorch keeps the plain average of the batch means and of the unbiased
-    batch variances, which is what BigGAN's standing statistics use. Returns the number of
-    BatchNorm layers updated (0: nothing to do, the model is left untouched).
-    """
-    layers = batchnorm_layers(model)
-    if not layers:
-        return 0
-    was_training = model.training
-    momenta = [m.momentum for m in layers]
-    for m in layers:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative moving average
-    model.train()
-    try:
-        for args in batches:
-            if autocast is not None:
-                with autocast():
-                    model(*args)
-            else:
-                model(*args)
-    finally:
-        for m, momentum in zip(layers, momenta):
-            m.momentum = momentum
-        model.train(was_training)
-    return len(layers)
+__all__ = ["EMA", "STAT_BATCHES", "STAT_SEED", "batchnorm_layers", "recompute_batchnorm_stats"]
 
 
 class EMA:
@@ -92,13 +62,7 @@ class EMA:
         and (batch_size,) balanced labels for a conditional G)."""
         if self.z_dim is None:
             raise ValueError("EMA needs z_dim to recompute BatchNorm statistics")
-        gen = torch.Generator().manual_seed(STAT_SEED)  # on the CPU: the same noise on every device
-        batches = []
-        for _ in range(self.stat_batches):
-            z = torch.randn(self.batch_size, self.z_dim, generator=gen).to(device)
-            labels = (balanced_labels(self.batch_size, self.num_classes).to(device),) if self.num_classes else ()
-            batches.append((z, *labels))
-        return batches
+        return standing_noise(self.batch_size, self.z_dim, self.num_classes, device, batches=self.stat_batches)
 
     def ready(self, autocast: Callable | None = None) -> nn.Module:
         """The averaged G with BatchNorm statistics fitted to its current weights, in eval mode."""

@@ -1,0 +1,82 @@
+"""Module hygiene: sampling and metrics read runs without importing ganforge.training.
+
+The run folder's format lives in ganforge.runs, device and CPU detection in ganforge.devices and
+standing BatchNorm statistics in ganforge.models.batchnorm, which training and readers share.
+"""
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import ganforge
+
+SRC = Path(ganforge.__file__).resolve().parent
+METRICS = sorted(p.stem for p in (SRC / "metrics").glob("*.py") if p.stem != "__init__")
+READERS = ["ganforge.sampling", "ganforge.runs", "ganforge.devices", "ganforge.models.batchnorm",
+           "ganforge.metrics", *(f"ganforge.metrics.{name}" for name in METRICS)]
+
+
+def is_training(module: str) -> bool:
+    return module == "ganforge.training" or module.startswith("ganforge.training.")
+
+
+def test_readers_import_no_training_module():
+    code = (
+        "import importlib, json, sys\n"
+        f"for name in {READERS!r}:\n"
+        "    importlib.import_module(name)\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    loaded = json.loads(out.strip().splitlines()[-1])
+    assert "ganforge.sampling" in loaded and "ganforge.metrics.run_eval" in loaded
+    assert [m for m in loaded if is_training(m)] == []
+
+
+def imported_modules(source: str, package: str) -> list[tuple[int, str]]:
+    """(line, absolute module name) of every import in ``source``, a module of ``package``,
+    including those inside functions."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                parts = package.split(".")
+                base = ".".join(parts[:len(parts) - node.level + 1])
+                module = f"{base}.{node.module}" if node.module else base
+            else:
+                module = node.module
+            found.append((node.lineno, module))
+            found += [(node.lineno, f"{module}.{alias.name}") for alias in node.names]  # from .. import training
+    return found
+
+
+def test_readers_have_no_deferred_training_imports():
+    """Imports inside functions do not show in sys.modules at import time: check the source too."""
+    files = [SRC / "sampling.py", SRC / "runs.py", SRC / "devices.py", SRC / "models" / "batchnorm.py",
+             *sorted((SRC / "metrics").glob("*.py"))]
+    offending = []
+    for path in files:
+        package = ".".join(("ganforge", *path.relative_to(SRC).parent.parts))
+        offending += [f"{path.relative_to(SRC)}:{line}: {module}"
+                      for line, module in imported_modules(path.read_text(), package) if is_training(module)]
+    assert offending == []
+
+
+def test_source_scan_sees_training_imports():
+    """The scan above recognises the import forms it looks for (so its silence means something)."""
+    source = (
+        "import ganforge.training.loop\n"
+        "from ..training.ema import EMA\n"
+        "def f():\n"
+        "    from .. import training\n"
+        "    from ganforge.training import runtime\n"
+    )
+    found = [m for _, m in imported_modules(source, "ganforge.metrics")]
+    assert sorted(m for m in found if is_training(m)) == sorted([
+        "ganforge.training.loop", "ganforge.training.ema", "ganforge.training.ema.EMA", "ganforge.training",
+        "ganforge.training", "ganforge.training.runtime",
+    ])
+    assert not any(is_training(m) for _, m in imported_modules("from ..devices import x\n", "ganforge.metrics"))
