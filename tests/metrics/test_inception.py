@@ -192,7 +192,9 @@ def _serve(monkeypatch, data: bytes | None):
             raise urllib.error.URLError("network unreachable")
         return _FakeResponse(data)
 
-    monkeypatch.setattr(inception.urllib.request, "urlopen", fake_urlopen)
+    import ganforge.cache
+
+    monkeypatch.setattr(ganforge.cache.urllib.request, "urlopen", fake_urlopen)
 
 
 def _cached(tmp_path):

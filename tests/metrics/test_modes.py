@@ -6,7 +6,7 @@ import pytest
 
 from ganforge.data.mixtures import grid25, ring8
 from ganforge.errors import GanforgeError
-from ganforge.metrics.modes import Confusion, class_coverage, classifier_confusion, mixture_modes
+from ganforge.metrics.modes import class_coverage, classifier_confusion, mixture_modes
 
 
 def _one_hot_probs(pred, k):

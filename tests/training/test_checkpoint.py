@@ -1,6 +1,5 @@
 """Durable checkpoints: damaged newest checkpoints fall back, re-saves and pruning keep `latest`
 valid, and a run killed with SIGKILL at random moments always resumes."""
-import json
 import multiprocessing
 import os
 import random

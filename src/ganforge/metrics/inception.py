@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
-import urllib.request  # noqa: F401 - the tests fake the network through inception.urllib.request.urlopen
 import zipfile
 from pathlib import Path
 
