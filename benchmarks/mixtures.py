@@ -1,8 +1,10 @@
 """Mode collapse on 2-D Gaussian mixtures (ring of 8, 5x5 grid of 25) for each recipe.
 
-Small MLP G and D are trained with ganforge's own step functions and each recipe's loss,
-regularisers, optimiser settings, batch size and weight average; then 2,500 samples are scored: modes
-covered and the share of high-quality samples (within 3 std of a mode), over several seeds.
+Small MLP G and D (model registry arch "mlp") are trained by ganforge's own training state
+(``TrainState.from_config`` and ``TrainState.train_step``, as ``ganforge train`` builds and runs it) with
+each recipe's loss, regularisers, optimiser settings, D steps, batch size and weight average; then
+2,500 samples of the averaged G are scored: modes covered and the share of high-quality samples
+(within 3 std of a mode), over several seeds.
 
     python benchmarks/mixtures.py                 # both mixtures, every recipe, 3 seeds
     python benchmarks/mixtures.py --steps 5000    # quicker (default 40,000)
@@ -15,6 +17,7 @@ image augmentation does not apply to points and is left off.
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -26,11 +29,12 @@ from ganforge.configure import build_config
 from ganforge.config import Config, parse_override, validate
 from ganforge.data.mixtures import MIXTURES
 from ganforge.metrics.modes import mixture_modes
-from ganforge.models import build_discriminator, build_generator, model_config
+from ganforge.models import model_config
 from ganforge.recipes import RECIPES
-from ganforge.training.ema import EMA
-from ganforge.training.runtime import Precision
-from ganforge.training.steps import StepOptions, d_step, g_step, make_optimizer
+from ganforge.training.runtime import resolve_precision
+from ganforge.training.state import TrainState
+
+CPU = torch.device("cpu")
 
 
 def recipe_config(name: str, overrides: list[str] = ()) -> Config:
@@ -43,34 +47,27 @@ def recipe_config(name: str, overrides: list[str] = ()) -> Config:
 def train_once(mixture: str, cfg: Config, seed: int, steps: int, batch: int | None = None,
                report_every: int = 0, label: str = "") -> dict:
     """Train once and score 2,500 samples; every ``report_every`` steps print G's and its average's scores."""
-    batch = batch or cfg.train.batch_size
+    cfg = copy.deepcopy(cfg)
+    cfg.train.seed = seed  # weight initialisation and the per-step noise streams
+    cfg.train.batch_size = batch = batch or cfg.train.batch_size  # the EMA half-life counts these
+    cfg.model.arch = "mlp"  # after validation, which admits only image architectures for `ganforge train`
     data = MIXTURES[mixture](100_000, seed=seed)
-    points = torch.from_numpy(data.points)
-    torch.manual_seed(seed)
+    points = torch.from_numpy(data.points)  # (100000, 2) float32
     model_cfg = model_config("mlp", d_dropout=cfg.model.d_dropout, d_mbstd=cfg.model.d_mbstd,
                              d_spectral_norm=cfg.model.d_spectral_norm, g_spectral_norm=cfg.model.g_spectral_norm)
-    G, D = build_generator("mlp", model_cfg), build_discriminator("mlp", model_cfg)
-    ema = EMA(G, cfg.train.ema_kimg, batch) if cfg.train.ema_kimg > 0 else None
-    g_opt, d_opt = make_optimizer(G.parameters(), cfg.g_optim), make_optimizer(D.parameters(), cfg.d_optim)
-    opts = StepOptions(d_loss=cfg.loss.d, g_loss=cfg.loss.g, precision=Precision("fp32", "cpu"), reg=cfg.reg,
-                       rng=torch.Generator().manual_seed(seed))
-    gen = torch.Generator().manual_seed(seed)
-    d_updates = 0
-    for step in range(steps):  # as Trainer.train_step: d_steps D updates, G updated on the last fake batch
-        for k in range(cfg.train.d_steps):
-            real = points[torch.randint(len(points), (batch,), generator=gen)]  # (B, 2)
-            with torch.set_grad_enabled(k == cfg.train.d_steps - 1):
-                fake = G(torch.randn(batch, G.z_dim, generator=gen))  # (B, 2)
-            d_step(D, d_opt, real, fake.detach(), opts, step=d_updates)
-            d_updates += 1
-        g_step(D, g_opt, fake, opts, real=real)
-        if ema is not None:
-            ema.update(G)
+    # float32, as before: not the CPU "auto" choice (bfloat16 autocast where the CPU has it)
+    state = TrainState.from_config(cfg, model_cfg, CPU, resolve_precision("fp32", CPU))
+    gen = torch.Generator().manual_seed(seed)  # the real batches: points drawn with replacement
+    for step in range(steps):
+        batches = [(points[torch.randint(len(points), (batch,), generator=gen)], None)  # (B, 2), unlabelled
+                   for _ in range(state.d_steps)]
+        state.train_step(batches)
         if report_every and (step + 1) % report_every == 0 and step + 1 < steps:
-            raw, avg = _score(G, data, seed), _score(ema.model, data, seed) if ema is not None else None
+            raw = _score(state.G, data, seed)
+            avg = _score(state.sampling_generator, data, seed) if state.ema is not None else None
             print(f"{label} step {step + 1}: G {_brief(raw)}" + (f", average {_brief(avg)}" if avg else ""),
                   flush=True)
-    return _score(ema.model if ema is not None else G, data, seed)
+    return _score(state.sampling_generator, data, seed)
 
 
 def _score(sampler: torch.nn.Module, data, seed: int) -> dict:
