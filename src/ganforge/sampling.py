@@ -179,7 +179,6 @@ def write_samples(
 
         gen = load_generator(source, device=resolve_device(str(device)), ema=ema)
     show = n > batch_size if progress is None else progress
-    labels = gen.labels_for(n, classes, seed)
     if kind == "grid" and gen.num_classes and classes is None:  # one row per class
         from .labels import class_grid
 
@@ -188,6 +187,7 @@ def write_samples(
         images = gen.geometry.restore(to_uint8(gen.generate(z, batch_size, show, labels=labels)))
         nrow = nrow or cols
     else:
+        labels = gen.labels_for(n, classes, seed)
         images = gen.sample(n, seed=seed, batch_size=batch_size, progress=show, labels=labels)
     if kind == "grid":
         path = save_grid(images, out, nrow=nrow)

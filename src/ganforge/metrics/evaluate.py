@@ -179,6 +179,7 @@ class Evaluator:
         )
         if self.classifier_extractor is not None and "modes" in metrics:
             sets.classifier = self.classifier_extractor(fake, progress=self.progress)
+        self.last_fake = sets.fake  # the generated images' features, for metrics computed beside these
         results: dict = {"extractor": self.extractor.name, "n_fake": len(fake), "n_real": len(self.real)}
         for name in metrics:
             results.update(METRICS[name](sets))

@@ -119,13 +119,14 @@ def conditional_metrics(evaluator, fake, fake_labels, real_images, real_labels, 
     """For a class-conditional generator: per-class Fréchet distance (generated class c against real
     class c, in the evaluator's feature space) and the Classification Accuracy Score (a classifier
     trained on the generated images with the labels they were drawn for, tested on the real ones;
-    Ravuri & Vinyals 2019). CAS is meaningful against held-out real images."""
+    Ravuri & Vinyals 2019). CAS is meaningful against held-out real images. ``evaluator`` must just
+    have evaluated ``fake``: its features are reused."""
     import numpy as np
 
     from .cas import classification_accuracy_score
     from .frechet import GaussianStats, frechet_distance
 
-    fake_feats = evaluator.extractor(fake, progress=False).features  # (N, D)
+    fake_feats = evaluator.last_fake.features  # (N, D), extracted by the evaluation just run
     real_feats = evaluator.real.features
     fake_y, real_y = np.asarray(fake_labels), np.asarray(real_labels)
     per_class = []
