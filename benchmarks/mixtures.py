@@ -26,10 +26,11 @@ import numpy as np
 import torch
 
 from ganforge.configure import build_config
-from ganforge.config import Config, parse_override, validate
+from ganforge.config import Config, parse_override, set_value
+from ganforge.validation import validate
 from ganforge.data.mixtures import MIXTURES
 from ganforge.metrics.modes import mixture_modes
-from ganforge.models import model_config
+from ganforge.models import config_from_section
 from ganforge.recipes import RECIPES
 from ganforge.training.runtime import resolve_precision
 from ganforge.training.state import TrainState
@@ -50,11 +51,12 @@ def train_once(mixture: str, cfg: Config, seed: int, steps: int, batch: int | No
     cfg = copy.deepcopy(cfg)
     cfg.train.seed = seed  # weight initialisation and the per-step noise streams
     cfg.train.batch_size = batch = batch or cfg.train.batch_size  # the EMA half-life counts these
-    cfg.model.arch = "mlp"  # after validation, which admits only image architectures for `ganforge train`
+    # After validation, which admits only image architectures for `ganforge train`. The recipe's model
+    # options that the MLPs share (spectral norm, dropout, minibatch stddev) carry over to them.
+    set_value(cfg, "model.arch", "mlp")
     data = MIXTURES[mixture](100_000, seed=seed)
     points = torch.from_numpy(data.points)  # (100000, 2) float32
-    model_cfg = model_config("mlp", d_dropout=cfg.model.d_dropout, d_mbstd=cfg.model.d_mbstd,
-                             d_spectral_norm=cfg.model.d_spectral_norm, g_spectral_norm=cfg.model.g_spectral_norm)
+    model_cfg = config_from_section(cfg.model)
     # float32, as before: not the CPU "auto" choice (bfloat16 autocast where the CPU has it)
     state = TrainState.from_config(cfg, model_cfg, CPU, resolve_precision("fp32", CPU))
     gen = torch.Generator().manual_seed(seed)  # the real batches: points drawn with replacement

@@ -36,7 +36,8 @@ import torch
 from torch import nn
 
 from ganforge.configure import build_config
-from ganforge.config import Config, set_value, validate
+from ganforge.config import Config, set_value
+from ganforge.validation import validate
 from ganforge.data import Geometry, ImageDataset
 from ganforge.models import build_discriminator, build_generator, model_config
 from ganforge.recipes import DEFAULT_RECIPE

@@ -26,7 +26,8 @@ def shared_file(name: str) -> Path:
 
 def tiny_config(data: Path, *extra: str):
     """A validated Config for a tiny DCGAN on ``data``, with ``section.key=value`` overrides."""
-    from ganforge.config import Config, parse_override, set_value, validate
+    from ganforge.config import Config, parse_override, set_value
+    from ganforge.validation import validate
 
     cfg = Config()
     for text in [f"data.source={data}", *TINY, *extra]:

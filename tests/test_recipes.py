@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 from helpers import tiny_config
-from ganforge.config import RESUMABLE_KEYS, Config, set_value, validate
+from ganforge.config import Config, set_value
+from ganforge.validation import RESUMABLE_KEYS, validate
 from ganforge.configure import build_config, next_run_dir, plan_run, resolve_config, resume_config
 from ganforge.errors import ConfigError, GanforgeError
 from ganforge.recipes import DEFAULT_RECIPE, RECIPES

@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from .errors import ConfigError
+from .models.registry import DATA_FIELDS, ARCHITECTURES, model_section, model_spec, switch_arch
 
 
 @dataclass
@@ -31,21 +32,6 @@ class DataConfig:
     max_bad_fraction: float = 0.1  # stop if more than this share of files cannot be read
     limit: int | None = None  # use only the first N images
     cache_dir: str | None = None  # where named data sets are downloaded; None: $GANFORGE_CACHE or ~/.cache/ganforge
-
-
-@dataclass
-class ModelConfig:
-    arch: str = "dcgan"
-    z_dim: int = 100  # length of the noise vector
-    g_width: int = 64  # G's base width (channels of its last hidden layer)
-    d_width: int = 64  # D's base width (channels of its first layer)
-    g_norm: str = "batch"  # batch | group | none
-    d_norm: str = "batch"  # batch | group | none (differential privacy needs group or none)
-    d_spectral_norm: bool = False  # spectral normalisation of D's layers
-    g_spectral_norm: bool = False  # spectral normalisation of G's layers
-    d_dropout: float = 0.0  # dropout after each hidden D layer
-    d_mbstd: bool = False  # minibatch standard-deviation feature before D's last layer
-    conditional: bool = False  # class-conditional G(z, c) and projection D(x, c); needs labelled data
 
 
 @dataclass
@@ -121,7 +107,7 @@ class TrainConfig:
 @dataclass
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
+    model: Any = field(default_factory=model_section)  # model.arch's section: see models.registry.section_class
     loss: LossConfig = field(default_factory=LossConfig)
     reg: RegularizerConfig = field(default_factory=RegularizerConfig)
     g_optim: OptimizerConfig = field(default_factory=OptimizerConfig)
@@ -170,7 +156,7 @@ def load_yaml_mapping(path: str | Path) -> dict[str, Any]:
 # ---------------------------------------------------------------- overrides and checks
 
 
-def _suggest(name: str, choices: typing.Iterable[str]) -> str:
+def suggest(name: str, choices: typing.Iterable[str]) -> str:
     close = difflib.get_close_matches(name, list(choices), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
@@ -191,7 +177,8 @@ def apply_mapping(cfg: Config, data: dict[str, Any]) -> None:
     for section, values in data.items():
         if not isinstance(values, dict):
             raise ConfigError(f"config section {section!r} must be a mapping")
-        for key, value in values.items():
+        # model.arch first: it decides which other model keys exist
+        for key, value in sorted(values.items(), key=lambda item: not (section == "model" and item[0] == "arch")):
             set_value(cfg, f"{section}.{key}", value)
 
 
@@ -199,18 +186,37 @@ def set_value(cfg: Config, dotted: str, value: Any) -> None:
     """Set ``section.key`` to ``value`` (coerced to the field's type)."""
     parts = dotted.split(".")
     if len(parts) != 2:
-        raise ConfigError(f"option {dotted!r} must look like section.key{_suggest(dotted, _all_keys(cfg))}")
+        raise ConfigError(f"option {dotted!r} must look like section.key{suggest(dotted, _all_keys(cfg))}")
     section_name, key = parts
     sections = {f.name for f in dataclasses.fields(cfg)}
     if section_name not in sections:
-        raise ConfigError(f"unknown config section {section_name!r}{_suggest(section_name, sections)}")
+        raise ConfigError(f"unknown config section {section_name!r}{suggest(section_name, sections)}")
     section = getattr(cfg, section_name)
     fields = {f.name: f for f in dataclasses.fields(section)}
+    if section_name == "model" and key == "arch":
+        model_spec(str(value))  # a one-line error for an unknown architecture
+        cfg.model = switch_arch(cfg.model, str(value))
+        return
     if key not in fields:
+        if section_name == "model":
+            _unknown_model_option(cfg.model.arch, key, list(fields))
         full = [f"{section_name}.{k}" for k in fields] + _all_keys(cfg)
-        raise ConfigError(f"unknown option {dotted!r}{_suggest(dotted, full)}")
+        raise ConfigError(f"unknown option {dotted!r}{suggest(dotted, full)}")
     hint = typing.get_type_hints(type(section))[key]
     setattr(section, key, _coerce(dotted, value, hint))
+
+
+def _unknown_model_option(arch: str, key: str, fields: list[str]) -> None:
+    if key in DATA_FIELDS:
+        where = "the labels (model.conditional=true)" if key == "num_classes" else f"the data (data.{key})"
+        raise ConfigError(f"model.{key} is set from {where}, not in the model section")
+    owners = [name for name, spec in ARCHITECTURES.items()
+              if key in {f.name for f in dataclasses.fields(spec.config)}]
+    if owners:
+        raise ConfigError(f"model.{key} is not an option of model.arch={arch} (it is one of {', '.join(owners)}); "
+                          f"set model.arch first")
+    raise ConfigError(f"unknown option 'model.{key}' for model.arch={arch}{suggest(key, fields)}; "
+                      f"{arch} has: {', '.join(fields)}")
 
 
 def _coerce(name: str, value: Any, hint: Any) -> Any:
@@ -277,136 +283,3 @@ def parse_duration(text: str | None) -> float | None:
         raise ConfigError(f"cannot read time budget {text!r}; use e.g. 90s, 10m or 2h")
     number, unit = match.groups()
     return float(number) * _UNIT_SECONDS[unit.lower() if unit else None]
-
-
-_CHOICES = {
-    "data.fit": ("auto", "pad", "crop", "resize"),
-    "model.g_norm": ("batch", "group", "none"),
-    "model.d_norm": ("batch", "group", "none"),
-    "g_optim.name": ("adam", "sgd"),
-    "d_optim.name": ("adam", "sgd"),
-    "train.precision": ("auto", "fp32", "bf16"),
-    "train.eval_extractor": ("auto", "inception", "domain"),
-}
-
-DEFAULT_MAX_EPOCHS = 20.0
-
-
-def _check_losses(cfg: Config) -> None:
-    """Loss pairs that optimise one game, Wasserstein with a Lipschitz constraint, ADA with a signal."""
-    from .losses.adversarial import ADA_LOSSES, check_loss_pair
-
-    problem = check_loss_pair(cfg.loss.d, cfg.loss.g)
-    if problem:
-        raise ConfigError(problem)
-    r = cfg.reg
-    if cfg.loss.d == "wasserstein" and not (r.gp_weight > 0 or r.clip_weights > 0 or cfg.model.d_spectral_norm):
-        raise ConfigError("the Wasserstein loss needs a Lipschitz constraint on D: set reg.gp_weight=10 (WGAN-GP), "
-                          "reg.clip_weights=0.01 (WGAN) or model.d_spectral_norm=true")
-    if r.ada and cfg.loss.d not in ADA_LOSSES:
-        raise ConfigError(f"reg.ada cannot be used with loss.d={cfg.loss.d}: a {cfg.loss.d} D has no decision "
-                          "threshold for the overfitting signal; use a fixed reg.augment_p instead")
-
-
-def validate(cfg: Config) -> Config:
-    """Check values that types alone do not catch; fill in the default stopping rule."""
-    for dotted, choices in _CHOICES.items():
-        section, key = dotted.split(".")
-        value = getattr(getattr(cfg, section), key)
-        if value not in choices:
-            raise ConfigError(f"{dotted} must be one of {', '.join(choices)}, got {value!r}{_suggest(str(value), choices)}")
-    from .losses import D_LOSSES, G_LOSSES
-    from .models import list_models
-
-    for dotted, value, choices in (
-        ("loss.d", cfg.loss.d, D_LOSSES),
-        ("loss.g", cfg.loss.g, G_LOSSES),
-        ("model.arch", cfg.model.arch, list_models(data="images")),
-    ):
-        if value not in choices:
-            raise ConfigError(f"{dotted} must be one of {', '.join(choices)}, got {value!r}{_suggest(value, choices)}")
-    t = cfg.train
-    positive = {
-        "train.batch_size": t.batch_size, "train.d_steps": t.d_steps, "train.log_every": t.log_every,
-        "train.checkpoint_every": t.checkpoint_every, "train.keep_checkpoints": t.keep_checkpoints,
-        "train.grid_size": t.grid_size, "model.z_dim": cfg.model.z_dim, "model.g_width": cfg.model.g_width,
-        "model.d_width": cfg.model.d_width, "g_optim.lr": cfg.g_optim.lr, "d_optim.lr": cfg.d_optim.lr,
-    }
-    for name, value in positive.items():
-        if value <= 0:
-            raise ConfigError(f"{name} must be positive, got {value}")
-    r = cfg.reg
-    for name in ("r1_gamma", "r2_gamma", "gp_weight", "clip_weights", "g_clip_norm", "d_clip_norm",
-                 "label_smoothing", "instance_noise", "ada_kimg"):
-        if getattr(r, name) < 0:
-            raise ConfigError(f"reg.{name} must be >= 0")
-    if r.r_interval < 1:
-        raise ConfigError("reg.r_interval must be >= 1")
-    if (r.augment_p is not None and not 0 <= r.augment_p <= 1) or not 0 <= r.label_smoothing < 1 \
-            or not 0 <= cfg.model.d_dropout < 1:
-        raise ConfigError("reg.augment_p must be in [0, 1]; reg.label_smoothing and model.d_dropout in [0, 1)")
-    augments = {"translation", "cutout", "colour", "color"}
-    for part in filter(None, (a.strip() for a in r.augment.split(","))):
-        if part not in augments:
-            raise ConfigError(f"unknown augmentation {part!r}; choose from translation, cutout, colour"
-                              f"{_suggest(part, augments)}")
-    if r.ada and not r.augment:
-        raise ConfigError("reg.ada adapts the augmentation probability: also set reg.augment")
-    _check_losses(cfg)
-    m = cfg.monitor
-    if m.max_rollbacks < 0 or not 0 < m.rollback_lr_factor <= 1 or m.loss_limit <= 0 or not 0 <= m.collapse_ratio < 1:
-        raise ConfigError("monitor: max_rollbacks >= 0, 0 < rollback_lr_factor <= 1, loss_limit > 0, "
-                          "0 <= collapse_ratio < 1")
-    if t.eval_every < 0 or t.eval_n < 2:
-        raise ConfigError("train.eval_every must be >= 0 and train.eval_n >= 2")
-    from .metrics.evaluate import parse_metrics
-
-    try:
-        parse_metrics(t.eval_metrics)
-    except Exception as exc:  # a GanforgeError with the list of metric names
-        raise ConfigError(f"train.eval_metrics: {exc}") from None
-    if "memorisation" in parse_metrics(t.eval_metrics):
-        raise ConfigError("train.eval_metrics: memorisation needs held-out images; use ganforge eval --real")
-    if t.ema_kimg < 0:
-        raise ConfigError("train.ema_kimg must be >= 0 (0 turns the average off)")
-    if t.sample_every < 0:
-        raise ConfigError("train.sample_every must be >= 0")
-    if t.max_steps is not None and t.max_steps <= 0:
-        raise ConfigError("train.max_steps must be positive")
-    if t.max_epochs is not None and t.max_epochs <= 0:
-        raise ConfigError("train.max_epochs must be positive")
-    if not 0 <= cfg.data.max_bad_fraction <= 1:
-        raise ConfigError("data.max_bad_fraction must be between 0 and 1")
-    if parse_duration(t.max_time) is not None and parse_duration(t.max_time) <= 0:
-        raise ConfigError("train.max_time must be positive")
-    if t.max_steps is None and t.max_epochs is None and t.max_time is None:
-        t.max_epochs = DEFAULT_MAX_EPOCHS
-    return cfg
-
-
-# Options that may change when a run is resumed: they do not alter the training maths (the
-# precision does, a little, but a run moved to another device may need another one; with
-# "auto" a resumed run keeps the precision it was resolved to).
-RESUMABLE_KEYS = frozenset(
-    f"train.{k}"
-    for k in (
-        "max_steps", "max_epochs", "max_time", "device", "precision", "log_every", "sample_every",
-        "checkpoint_every", "checkpoint_minutes", "keep_checkpoints", "grid_size", "tensorboard", "progress",
-        "eval_every", "eval_metrics", "eval_n", "eval_extractor",
-    )
-) | {"data.cache_dir"} | {f"monitor.{k}" for k in MonitorConfig.__dataclass_fields__}
-
-
-def _flat(cfg: Config) -> dict[str, Any]:
-    return {f"{section}.{key}": value for section, values in cfg.to_dict().items() for key, value in values.items()}
-
-
-def check_resume_changes(saved: Config, new: Config) -> None:
-    """Raise when ``new`` changes an option of the saved run that may not change on resume."""
-    before, after = _flat(saved), _flat(new)
-    changed = [key for key in after if after[key] != before.get(key) and key not in RESUMABLE_KEYS]
-    if changed:
-        details = ", ".join(f"{k} ({before.get(k)!r} -> {after[k]!r})" for k in changed[:3])
-        raise ConfigError(f"cannot resume with changed options: {details}"
-                          f"{' ...' if len(changed) > 3 else ''}; they would change the training itself "
-                          "(start a new run instead)")

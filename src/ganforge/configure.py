@@ -16,7 +16,8 @@ import re
 from pathlib import Path
 from typing import Iterable, NamedTuple
 
-from .config import RESUMABLE_KEYS, Config, apply_mapping, load_yaml_mapping, set_value, validate
+from .config import Config, apply_mapping, load_yaml_mapping, set_value
+from .validation import RESUMABLE_KEYS, validate
 from .errors import ConfigError, GanforgeError
 from .recipes import DEFAULT_RECIPE, recipe_overrides
 

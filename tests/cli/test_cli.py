@@ -122,7 +122,8 @@ def test_eval_a_run_and_an_image_file(trained_run, tmp_path):
 
 def test_recipes(monkeypatch):
     from ganforge.configure import build_config
-    from ganforge.config import Config, validate
+    from ganforge.config import Config
+    from ganforge.validation import validate
     from ganforge.recipes import RECIPES
 
     monkeypatch.setitem(RECIPES, "sturdy", {"loss.d": "hinge", "loss.g": "hinge", "model.d_spectral_norm": True})

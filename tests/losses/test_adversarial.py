@@ -53,7 +53,8 @@ def test_unknown_loss():
 
 # ---------------------------------------------------------------- loss pairs and their validation
 
-from ganforge.config import Config, set_value, validate  # noqa: E402
+from ganforge.config import Config, set_value  # noqa: E402
+from ganforge.validation import validate  # noqa: E402
 from ganforge.losses.adversarial import LOSS_PAIRS, COMPATIBLE_G_LOSSES, D_LOSSES, G_LOSSES, decision_margin  # noqa: E402
 
 LIPSCHITZ = {"wasserstein": [("reg.gp_weight", 10.0)]}  # what the pair needs besides the losses

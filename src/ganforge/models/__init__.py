@@ -11,11 +11,16 @@ from .registry import (
     ModelSpec,
     build_discriminator,
     build_generator,
+    check_section,
     config_fields,
+    config_from_section,
     list_models,
     model_config,
+    model_section,
     model_spec,
     register_model,
+    section_class,
+    switch_arch,
 )
 
 # Importing the architectures registers them.
@@ -23,7 +28,8 @@ from .dcgan import DCGANConfig, DCGANDiscriminator, DCGANGenerator  # noqa: E402
 from .mlp import MLPConfig, MLPDiscriminator, MLPGenerator  # noqa: E402
 
 __all__ = [
-    "ARCHITECTURES", "ModelSpec", "build_discriminator", "build_generator", "config_fields", "list_models",
-    "model_config", "model_spec", "register_model",
+    "ARCHITECTURES", "ModelSpec", "build_discriminator", "build_generator", "check_section", "config_fields",
+    "config_from_section", "list_models", "model_config", "model_section", "model_spec", "register_model",
+    "section_class", "switch_arch",
     "DCGANConfig", "DCGANDiscriminator", "DCGANGenerator", "MLPConfig", "MLPDiscriminator", "MLPGenerator",
 ]

@@ -37,6 +37,7 @@ from torch import nn
 
 from .layers import (
     ConditionalNorm2d,
+    NORMS,
     MinibatchStdDev,
     apply_spectral_norm,
     check_channels,
@@ -47,7 +48,7 @@ from .layers import (
     dcgan_init_,
     make_norm,
 )
-from .registry import register_model
+from .registry import check_option_values, register_model
 
 
 def _widths(base: int, stages: int) -> list[int]:
@@ -175,3 +176,8 @@ class DCGANConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def check(self) -> None:
+        """Values the types do not catch, checked before any data is loaded."""
+        check_option_values(self, positive=("z_dim", "g_width", "d_width"), fractions=("d_dropout",),
+                            choices={"g_norm": NORMS, "d_norm": NORMS})

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from .layers import MinibatchStdDev, apply_spectral_norm, check_labels, check_num_classes
-from .registry import register_model
+from .registry import check_option_values, register_model
 
 
 class MLPGenerator(nn.Module):
@@ -110,3 +110,8 @@ class MLPConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def check(self) -> None:
+        """Values the types do not catch."""
+        check_option_values(self, positive=("dim", "z_dim", "g_width", "d_width", "g_depth", "d_depth",
+                                            "d_mbstd_group"), fractions=("d_dropout",))

@@ -20,6 +20,8 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import fnmatch
+import functools
+import typing
 from typing import Any, NamedTuple
 
 from torch import nn
@@ -36,6 +38,10 @@ class ModelSpec(NamedTuple):
 
 ARCHITECTURES: dict[str, ModelSpec] = {}
 DATA_KINDS = ("images", "points")
+# Config fields that the training data sets (from data.resolution, data.channels and the labels), never the user.
+DATA_FIELDS = ("resolution", "channels", "num_classes")
+# Fields every ``model`` config section has before the architecture's own options.
+SECTION_FIELDS = ("arch", "conditional")
 
 
 def register_model(name: str, *, generator: type[nn.Module], discriminator: type[nn.Module], data: str = "images"):
@@ -101,6 +107,89 @@ def _checked(arch: str, cfg) -> ModelSpec:
     if not isinstance(cfg, spec.config):
         raise ConfigError(f"{arch} networks need a {spec.config.__name__}, got {type(cfg).__name__}")
     return spec
+
+
+# ------------------------------------------------------------------ the `model` config section
+
+
+@functools.cache
+def section_class(arch: str) -> type:
+    """The dataclass of the ``model`` config section when ``model.arch`` is ``arch``.
+
+    Its fields are ``arch``, ``conditional`` and the architecture's own options (its config
+    dataclass without :data:`DATA_FIELDS`), with the architecture's types and defaults, so the
+    section accepts exactly the keys that architecture has."""
+    spec = model_spec(arch)
+    hints = typing.get_type_hints(spec.config)
+    fields: list[tuple] = [("arch", str, dataclasses.field(default=arch)),
+                           ("conditional", bool, dataclasses.field(default=False))]
+    for f in dataclasses.fields(spec.config):
+        if f.name not in DATA_FIELDS:
+            fields.append((f.name, hints[f.name],
+                           dataclasses.field(default=f.default, default_factory=f.default_factory)))
+    name = "".join(part.capitalize() for part in arch.replace("-", "_").split("_")) + "ModelSection"
+    return dataclasses.make_dataclass(name, fields, namespace={"__reduce__": _reduce_section})
+
+
+def _reduce_section(section) -> tuple:
+    return model_section, (section.arch,), dataclasses.asdict(section)
+
+
+def model_section(arch: str = "dcgan"):
+    """A ``model`` config section for ``arch`` with that architecture's defaults."""
+    return section_class(arch)()
+
+
+def switch_arch(section, arch: str):
+    """The section for another architecture. Options both architectures have keep their value when it
+    was changed from the old architecture's default (a user's or a recipe's choice); the others take
+    the new architecture's defaults."""
+    new = model_section(arch)
+    old_defaults = model_section(section.arch)
+    shared = {f.name for f in dataclasses.fields(new)} - {"arch"}
+    for f in dataclasses.fields(section):
+        if f.name in shared and (f.name == "conditional" or getattr(section, f.name) != getattr(old_defaults, f.name)):
+            setattr(new, f.name, getattr(section, f.name))
+    return new
+
+
+def section_options(section) -> dict[str, Any]:
+    """The architecture's own options of a ``model`` section (no arch, no conditional)."""
+    return {k: v for k, v in dataclasses.asdict(section).items() if k not in SECTION_FIELDS}
+
+
+def config_from_section(section, **data: Any):
+    """The architecture's config from a ``model`` section and what the data sets (resolution, channels,
+    num_classes; those the architecture lacks, e.g. resolution for points, are not passed)."""
+    unknown = set(data) - set(DATA_FIELDS)
+    if unknown:
+        raise TypeError(f"only {', '.join(DATA_FIELDS)} come from the data, not {', '.join(sorted(unknown))}")
+    has = {f.name for f in dataclasses.fields(model_spec(section.arch).config)}
+    return model_config(section.arch, **section_options(section), **{k: v for k, v in data.items() if k in has})
+
+
+def check_section(section) -> None:
+    """The architecture's own checks of its options (its config's ``check()``, if it defines one)."""
+    cfg = config_from_section(section)
+    check = getattr(cfg, "check", None)
+    if check is not None:
+        check()
+
+
+def check_option_values(cfg, *, positive: tuple[str, ...] = (), fractions: tuple[str, ...] = (),
+                        choices: dict[str, tuple[str, ...]] | None = None) -> None:
+    """Shared checks for an architecture's ``check()``: ``positive`` options > 0, ``fractions`` in [0, 1),
+    ``choices`` among their values; a one-line ConfigError naming ``model.<option>`` otherwise."""
+    for name in positive:
+        if getattr(cfg, name) <= 0:
+            raise ConfigError(f"model.{name} must be positive, got {getattr(cfg, name)}")
+    for name in fractions:
+        if not 0 <= getattr(cfg, name) < 1:
+            raise ConfigError(f"model.{name} must be in [0, 1), got {getattr(cfg, name)}")
+    for name, allowed in (choices or {}).items():
+        value = getattr(cfg, name)
+        if value not in allowed:
+            raise ConfigError(f"model.{name} must be one of {', '.join(allowed)}, got {value!r}{_suggest(str(value), allowed)}")
 
 
 def build_generator(arch: str, cfg) -> nn.Module:

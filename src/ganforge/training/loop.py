@@ -7,7 +7,6 @@ grids from fixed noise, the JSONL log and checkpoints that resume bit for bit.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import math
 import signal
 import time
@@ -17,10 +16,11 @@ from typing import Any, Callable
 import torch
 
 from .. import __version__
-from ..config import Config, parse_duration, validate
+from ..config import Config, parse_duration
+from ..validation import validate
 from ..data import ImageDataset, load_dataset
 from ..errors import GanforgeError
-from ..models import config_fields, model_config
+from ..models import config_from_section
 from ..pixels import from_uint8
 from .checkpoint import (
     GENERATOR_FORMAT,
@@ -83,12 +83,9 @@ class Trainer:
             raise GanforgeError(f"{len(data)} images are fewer than one batch of {t.batch_size} on each of "
                                 f"{self.ranks.world_size} processes; lower train.batch_size or the process count")
 
-        m = cfg.model
-        # The architecture takes the model options it has; resolution, channels and classes come from the data.
-        fields = config_fields(m.arch)
-        options = {k: v for k, v in dataclasses.asdict(m).items() if k in fields}
-        self.model_cfg = model_config(m.arch, **options, resolution=data.geometry.resolution,
-                                      channels=data.geometry.channels, num_classes=self.num_classes)
+        m = cfg.model  # model.arch's options; resolution, channels and classes come from the data
+        self.model_cfg = config_from_section(m, resolution=data.geometry.resolution,
+                                             channels=data.geometry.channels, num_classes=self.num_classes)
         self.state = TrainState.from_config(cfg, self.model_cfg, self.device, self.precision,
                                             rank=self.ranks.rank, world_size=self.ranks.world_size)
         if self.ranks.enabled:  # gradients averaged over the ranks; the weights start equal (DDP broadcasts them)

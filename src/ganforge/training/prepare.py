@@ -6,7 +6,8 @@ from pathlib import Path
 
 import torch
 
-from ..config import Config, TrainConfig, check_resume_changes, validate
+from ..config import Config, TrainConfig
+from ..validation import check_resume_changes, validate
 from ..data import ImageDataset
 from ..errors import GanforgeError
 

@@ -1,0 +1,141 @@
+"""Checks of a whole configuration beyond types, and which options may change on resume.
+
+:func:`validate` runs before any data is loaded, so a wrong option costs a second, not a
+download; each architecture checks its own ``model`` options (its config's ``check()``).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from .config import Config, MonitorConfig, parse_duration, suggest
+from .errors import ConfigError
+from .models import check_section, list_models
+
+_CHOICES = {
+    "data.fit": ("auto", "pad", "crop", "resize"),
+    "g_optim.name": ("adam", "sgd"),
+    "d_optim.name": ("adam", "sgd"),
+    "train.precision": ("auto", "fp32", "bf16"),
+    "train.eval_extractor": ("auto", "inception", "domain"),
+}
+
+DEFAULT_MAX_EPOCHS = 20.0
+
+
+def _check_losses(cfg: Config) -> None:
+    """Loss pairs that optimise one game, Wasserstein with a Lipschitz constraint, ADA with a signal."""
+    from .losses.adversarial import ADA_LOSSES, check_loss_pair
+
+    problem = check_loss_pair(cfg.loss.d, cfg.loss.g)
+    if problem:
+        raise ConfigError(problem)
+    r = cfg.reg
+    if cfg.loss.d == "wasserstein" and not (r.gp_weight > 0 or r.clip_weights > 0 
+                                          or getattr(cfg.model, "d_spectral_norm", False)):
+        raise ConfigError("the Wasserstein loss needs a Lipschitz constraint on D: set reg.gp_weight=10 (WGAN-GP), "
+                          "reg.clip_weights=0.01 (WGAN) or model.d_spectral_norm=true")
+    if r.ada and cfg.loss.d not in ADA_LOSSES:
+        raise ConfigError(f"reg.ada cannot be used with loss.d={cfg.loss.d}: a {cfg.loss.d} D has no decision "
+                          "threshold for the overfitting signal; use a fixed reg.augment_p instead")
+
+
+def validate(cfg: Config) -> Config:
+    """Check values that types alone do not catch; fill in the default stopping rule."""
+    for dotted, choices in _CHOICES.items():
+        section, key = dotted.split(".")
+        value = getattr(getattr(cfg, section), key)
+        if value not in choices:
+            raise ConfigError(f"{dotted} must be one of {', '.join(choices)}, got {value!r}{suggest(str(value), choices)}")
+    from .losses import D_LOSSES, G_LOSSES
+
+    for dotted, value, choices in (
+        ("loss.d", cfg.loss.d, D_LOSSES),
+        ("loss.g", cfg.loss.g, G_LOSSES),
+        ("model.arch", cfg.model.arch, list_models(data="images")),
+    ):
+        if value not in choices:
+            raise ConfigError(f"{dotted} must be one of {', '.join(choices)}, got {value!r}{suggest(value, choices)}")
+    check_section(cfg.model)  # the architecture's own checks of its options
+    t = cfg.train
+    positive = {
+        "train.batch_size": t.batch_size, "train.d_steps": t.d_steps, "train.log_every": t.log_every,
+        "train.checkpoint_every": t.checkpoint_every, "train.keep_checkpoints": t.keep_checkpoints,
+        "train.grid_size": t.grid_size, "g_optim.lr": cfg.g_optim.lr, "d_optim.lr": cfg.d_optim.lr,
+    }
+    for name, value in positive.items():
+        if value <= 0:
+            raise ConfigError(f"{name} must be positive, got {value}")
+    r = cfg.reg
+    for name in ("r1_gamma", "r2_gamma", "gp_weight", "clip_weights", "g_clip_norm", "d_clip_norm",
+                 "label_smoothing", "instance_noise", "ada_kimg"):
+        if getattr(r, name) < 0:
+            raise ConfigError(f"reg.{name} must be >= 0")
+    if r.r_interval < 1:
+        raise ConfigError("reg.r_interval must be >= 1")
+    if (r.augment_p is not None and not 0 <= r.augment_p <= 1) or not 0 <= r.label_smoothing < 1:
+        raise ConfigError("reg.augment_p must be in [0, 1] and reg.label_smoothing in [0, 1)")
+    augments = {"translation", "cutout", "colour", "color"}
+    for part in filter(None, (a.strip() for a in r.augment.split(","))):
+        if part not in augments:
+            raise ConfigError(f"unknown augmentation {part!r}; choose from translation, cutout, colour"
+                              f"{suggest(part, augments)}")
+    if r.ada and not r.augment:
+        raise ConfigError("reg.ada adapts the augmentation probability: also set reg.augment")
+    _check_losses(cfg)
+    m = cfg.monitor
+    if m.max_rollbacks < 0 or not 0 < m.rollback_lr_factor <= 1 or m.loss_limit <= 0 or not 0 <= m.collapse_ratio < 1:
+        raise ConfigError("monitor: max_rollbacks >= 0, 0 < rollback_lr_factor <= 1, loss_limit > 0, "
+                          "0 <= collapse_ratio < 1")
+    if t.eval_every < 0 or t.eval_n < 2:
+        raise ConfigError("train.eval_every must be >= 0 and train.eval_n >= 2")
+    from .metrics.evaluate import parse_metrics
+
+    try:
+        parse_metrics(t.eval_metrics)
+    except Exception as exc:  # a GanforgeError with the list of metric names
+        raise ConfigError(f"train.eval_metrics: {exc}") from None
+    if "memorisation" in parse_metrics(t.eval_metrics):
+        raise ConfigError("train.eval_metrics: memorisation needs held-out images; use ganforge eval --real")
+    if t.ema_kimg < 0:
+        raise ConfigError("train.ema_kimg must be >= 0 (0 turns the average off)")
+    if t.sample_every < 0:
+        raise ConfigError("train.sample_every must be >= 0")
+    if t.max_steps is not None and t.max_steps <= 0:
+        raise ConfigError("train.max_steps must be positive")
+    if t.max_epochs is not None and t.max_epochs <= 0:
+        raise ConfigError("train.max_epochs must be positive")
+    if not 0 <= cfg.data.max_bad_fraction <= 1:
+        raise ConfigError("data.max_bad_fraction must be between 0 and 1")
+    if parse_duration(t.max_time) is not None and parse_duration(t.max_time) <= 0:
+        raise ConfigError("train.max_time must be positive")
+    if t.max_steps is None and t.max_epochs is None and t.max_time is None:
+        t.max_epochs = DEFAULT_MAX_EPOCHS
+    return cfg
+
+
+# Options that may change when a run is resumed: they do not alter the training maths (the
+# precision does, a little, but a run moved to another device may need another one; with
+# "auto" a resumed run keeps the precision it was resolved to).
+RESUMABLE_KEYS = frozenset(
+    f"train.{k}"
+    for k in (
+        "max_steps", "max_epochs", "max_time", "device", "precision", "log_every", "sample_every",
+        "checkpoint_every", "checkpoint_minutes", "keep_checkpoints", "grid_size", "tensorboard", "progress",
+        "eval_every", "eval_metrics", "eval_n", "eval_extractor",
+    )
+) | {"data.cache_dir"} | {f"monitor.{k}" for k in MonitorConfig.__dataclass_fields__}
+
+
+def _flat(cfg: Config) -> dict[str, Any]:
+    return {f"{section}.{key}": value for section, values in cfg.to_dict().items() for key, value in values.items()}
+
+
+def check_resume_changes(saved: Config, new: Config) -> None:
+    """Raise when ``new`` changes an option of the saved run that may not change on resume."""
+    before, after = _flat(saved), _flat(new)
+    changed = [key for key in after if after[key] != before.get(key) and key not in RESUMABLE_KEYS]
+    if changed:
+        details = ", ".join(f"{k} ({before.get(k)!r} -> {after[k]!r})" for k in changed[:3])
+        raise ConfigError(f"cannot resume with changed options: {details}"
+                          f"{' ...' if len(changed) > 3 else ''}; they would change the training itself "
+                          "(start a new run instead)")
