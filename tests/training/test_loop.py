@@ -157,17 +157,17 @@ def test_checkpoint_state_is_device_independent_and_keeps_the_resolved_precision
 
 
 def test_step_randomness_depends_only_on_seed_and_step(tiny_npz, tmp_path):
-    a = Trainer(tiny_config(tiny_npz, "train.max_steps=1"), tmp_path / "a")
-    b = Trainer(tiny_config(tiny_npz, "train.max_steps=1"), tmp_path / "b")
+    a = Trainer(tiny_config(tiny_npz, "train.max_steps=1"), tmp_path / "a").state
+    b = Trainer(tiny_config(tiny_npz, "train.max_steps=1"), tmp_path / "b").state
     b.step = 7
-    b._seed_step()
+    b.seed_step()
     a.noise_rng.manual_seed(0)  # whatever state the generators were left in
     a.step = 7
-    a._seed_step()
-    assert a._noise().equal(b._noise())
+    a.seed_step()
+    assert a.noise(4).equal(b.noise(4))
     a.step = 8
-    a._seed_step()
-    assert not a._noise().equal(b._noise())
+    a.seed_step()
+    assert not a.noise(4).equal(b.noise(4))
 
 
 def test_adaptive_augmentation_starts_at_zero(tiny_npz, tmp_path):
