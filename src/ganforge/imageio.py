@@ -56,12 +56,15 @@ def to_numpy_layout(images: torch.Tensor) -> np.ndarray:
     return array[:, 0] if array.shape[1] == 1 else array.transpose(0, 2, 3, 1)
 
 
-def save_npz(images: torch.Tensor, path: str | os.PathLike, labels: torch.Tensor | None = None) -> Path:
+def save_npz(images: torch.Tensor, path: str | os.PathLike, labels: torch.Tensor | None = None,
+             extra: dict[str, torch.Tensor] | None = None) -> Path:
+    """uint8 ``images`` in the usual layout, ``labels`` beside them, and any ``extra`` arrays by name."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {"images": to_numpy_layout(images)}
     if labels is not None:
         arrays["labels"] = labels.cpu().numpy()
+    arrays.update({name: value.cpu().numpy() for name, value in (extra or {}).items()})
     np.savez(path, **arrays)
     return path
 

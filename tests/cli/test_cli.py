@@ -193,3 +193,16 @@ def test_conditional_train_and_sample_a_class(tiny_npz, tmp_path):
     assert_clean_error(ganforge("train", "--data", unlabelled, "--conditional", "--out", tmp_path / "u",
                                 "--max-steps", 1, *SETS, check=False),
                        "needs labelled data")
+
+
+def test_sample_interpolate_writes_a_looping_animation(trained_run, tmp_path):
+    proc = ganforge("sample", trained_run, "--interpolate", 3, "--frames", 4, "--out", tmp_path / "walk.gif")
+    assert "walk of 12 frames through 3 points" in proc.stdout
+    with Image.open(tmp_path / "walk.gif") as gif:
+        assert gif.n_frames == 12 and gif.size == (28, 28)
+    assert_clean_error(ganforge("sample", trained_run, "--interpolate", 3, "--n", 5, "--out", tmp_path / "w.gif",
+                                check=False), "drop --n")
+    assert_clean_error(ganforge("sample", trained_run, "--interpolate", 1, "--out", tmp_path / "w.gif", check=False),
+                       "at least 2 points")
+    assert_clean_error(ganforge("sample", trained_run, "--interpolate", 2, "--class", "1", "--out",
+                                tmp_path / "w.gif", check=False), "not class-conditional")

@@ -42,6 +42,7 @@ from .layers import (
     apply_spectral_norm,
     check_channels,
     check_labels,
+    class_rows,
     check_norm,
     check_num_classes,
     check_resolution,
@@ -93,11 +94,11 @@ class DCGANGenerator(nn.Module):
 
     def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         # z: (N, z_dim), c: (N,) labels or None -> images (N, C, R, R) in [-1, 1]
-        c = check_labels(c, self.num_classes, len(z))
+        c = check_labels(c, self.num_classes, len(z), weights=True)  # labels or class weights
         if c is None:
             return self.net(z[:, :, None, None])
         if self.embed is not None:
-            z = torch.cat([z, self.embed(c).to(z.dtype)], dim=1)  # (N, 2 * z_dim)
+            z = torch.cat([z, class_rows(self.embed.weight, c).to(z.dtype)], dim=1)  # (N, 2 * z_dim)
         x = z[:, :, None, None]
         for layer in self.net:
             x = layer(x, c) if isinstance(layer, ConditionalNorm2d) else layer(x)

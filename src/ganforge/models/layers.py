@@ -99,11 +99,19 @@ def apply_spectral_norm(module: nn.Module) -> nn.Module:
     return module
 
 
-def check_labels(c: torch.Tensor | None, num_classes: int, n: int) -> torch.Tensor | None:
+def check_labels(c: torch.Tensor | None, num_classes: int, n: int, weights: bool = False) -> torch.Tensor | None:
     """Check class labels against a model's ``num_classes``: None for an unconditional model,
     an int64-like (N,) tensor for a conditional one. Values are not range-checked here (that
     would synchronise with the GPU at every step); an out-of-range label fails in the embedding.
+
+    ``weights=True`` (generators) also accepts class weights, float (N, K): a mixture of the
+    classes' embeddings, e.g. one-hot rows blended to walk from one class to another. Look rows
+    up with :func:`class_rows`, which handles both.
     """
+    if weights and num_classes and c is not None and c.dtype.is_floating_point:
+        if c.shape != (n, num_classes):
+            raise ValueError(f"class weights must have shape ({n}, {num_classes}), got {tuple(c.shape)}")
+        return c
     if num_classes == 0:
         if c is not None:
             raise ValueError("this model is unconditional (num_classes=0) but class labels were given; "
@@ -116,6 +124,12 @@ def check_labels(c: torch.Tensor | None, num_classes: int, n: int) -> torch.Tens
     if c.shape != (n,):
         raise ValueError(f"class labels must have shape ({n},) to match the batch, got {tuple(c.shape)}")
     return c
+
+
+def class_rows(table: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """Rows of a per-class table (K, D) for labels c (N,) -> (N, D); for class weights c (N, K) float,
+    the weighted sum of rows (equal to the lookup for one-hot weights)."""
+    return c.to(table.dtype) @ table if c.dtype.is_floating_point else table[c]
 
 
 def check_num_classes(num_classes: int) -> int:
@@ -142,6 +156,6 @@ class ConditionalNorm2d(nn.Module):
         self.bias = nn.Parameter(torch.zeros(num_classes, channels))  # per-class bias
 
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        gain = self.weight[c].to(x.dtype)[:, :, None, None]  # (N, C, 1, 1)
-        bias = self.bias[c].to(x.dtype)[:, :, None, None]
+        gain = class_rows(self.weight, c).to(x.dtype)[:, :, None, None]  # (N, C, 1, 1)
+        bias = class_rows(self.bias, c).to(x.dtype)[:, :, None, None]
         return self.norm(x) * gain + bias

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from .layers import MinibatchStdDev, apply_spectral_norm, check_labels, check_num_classes
+from .layers import MinibatchStdDev, apply_spectral_norm, check_labels, check_num_classes, class_rows
 from .registry import check_option_values, register_model
 
 
@@ -38,9 +38,9 @@ class MLPGenerator(nn.Module):
             apply_spectral_norm(self)
 
     def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
-        c = check_labels(c, self.num_classes, len(z))
+        c = check_labels(c, self.num_classes, len(z), weights=True)  # labels or class weights
         if c is not None:
-            z = torch.cat([z, self.embed(c).to(z.dtype)], dim=1)
+            z = torch.cat([z, class_rows(self.embed.weight, c).to(z.dtype)], dim=1)
         return self.net(z)
 
 
