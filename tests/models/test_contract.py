@@ -106,11 +106,29 @@ def test_labels_are_required_exactly_by_conditional_models(arch):
     with pytest.raises(ValueError, match="class-conditional"):
         D(x)
     with pytest.raises(ValueError, match="integers"):
-        G(z, labels.float())
+        D(x, labels.float())
+    with pytest.raises(ValueError, match=r"class weights must have shape \(4, 3\)"):
+        G(z, labels.float())  # G takes float class weights (N, K), not float labels
     with pytest.raises(ValueError, match=r"shape \(4,\)"):
         D(x, labels[:2])
     with pytest.raises(ConfigError, match="num_classes"):
         build_generator(arch, model_config(arch, num_classes=-1))
+
+
+@pytest.mark.parametrize("arch, option, k", _cases(conditional=(K,)))
+def test_generators_take_one_hot_class_weights_as_labels_and_blend_mixtures(arch, option, k):
+    cfg, G, _ = _build(arch, option, k)
+    with torch.no_grad():  # move every weight a little: the per-class gains start at 1 and biases at 0
+        for p in G.parameters():
+            p.add_(torch.randn_like(p), alpha=0.1)
+    G.eval()
+    z, c = _inputs(cfg, K)
+    onehot = F.one_hot(c, K).float()  # (N, K)
+    with torch.no_grad():
+        assert torch.allclose(G(z, onehot), G(z, c), atol=1e-6)
+        half = G(z, 0.5 * F.one_hot(torch.zeros_like(c), K).float() + 0.5 * F.one_hot(torch.ones_like(c), K).float())
+        zeros, ones = G(z, torch.zeros_like(c)), G(z, torch.ones_like(c))
+    assert not torch.allclose(half, zeros) and not torch.allclose(half, ones)  # a blend is neither class
 
 
 @pytest.mark.parametrize("arch, option, k", _cases(conditional=(K,)))
