@@ -47,8 +47,8 @@ def test_every_recipe_resolves_and_validates(name):
 @pytest.mark.parametrize("name", list(RECIPES))
 def test_dry_run_shows_the_library_resolution(name, capsys, monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
-    header, shown = dry_run(capsys, "--recipe", name, "--max-steps", "7", "--set", "model.d_norm=group")
-    overrides = [("train.max_steps", 7), ("model.d_norm", "group")]
+    header, shown = dry_run(capsys, "--recipe", name, "--max-steps", "7", "--set", "train.seed=3")
+    overrides = [("train.max_steps", 7), ("train.seed", 3)]
     cfg = resolve_config(recipe=name, overrides=overrides)
     assert shown == cfg.to_dict()
     plan = plan_run(name, None, overrides)
@@ -92,7 +92,7 @@ def test_resume_refuses_a_changed_non_resumable_key(name, tmp_path):
     with pytest.raises(ConfigError, match="train.batch_size cannot change when resuming"):
         resolve_config(resume_dir=run, overrides=[("train.batch_size", saved.train.batch_size + 1)])
     with pytest.raises(ConfigError, match="loss.d cannot change"):
-        resume_config(run, [("loss.d", "hinge")])
+        resume_config(run, [("loss.d", "least_squares")])
     assert "train.batch_size" not in RESUMABLE_KEYS and "train.max_steps" in RESUMABLE_KEYS
 
     same = resolve_config(resume_dir=run, overrides=[("train.batch_size", saved.train.batch_size)])
@@ -178,3 +178,18 @@ def test_evaluate_a_run_without_the_cli(tiny_run, tiny_npz, tmp_path):
         == str(tiny_npz)
     with pytest.raises(GanforgeError, match="--real"):
         evaluate_run(tmp_path / "s.npz", n=20, metrics="fd", progress=False)
+
+
+@pytest.mark.parametrize("name", list(RECIPES))
+def test_every_recipe_trains_its_architecture_at_tiny_size(name, tiny_npz, tmp_path):
+    from ganforge.configure import build_config
+    from ganforge.training.loop import Trainer
+    from helpers import TINY_MODELS
+
+    arch = build_config(name).model.arch
+    overrides = [(f"model.{k}", v) for k, v in TINY_MODELS[arch].items() if k not in ("resolution", "channels")]
+    overrides += [("data.source", str(tiny_npz)), ("train.batch_size", 8), ("train.max_steps", 2),
+                  ("train.progress", False), ("train.sample_every", 0), ("train.log_every", 1),
+                  ("train.grid_size", 4), ("train.precision", "fp32")]
+    summary = Trainer(build_config(name, None, overrides), tmp_path / "run").run()
+    assert summary["step"] == 2 and summary["reason"] == "reached the step/epoch limit"

@@ -57,6 +57,11 @@ class RegularizerConfig:
     ada: bool = False  # adapt the augmentation probability to D's overfitting (r_t = E[sign margin(x_real)])
     ada_target: float = 0.6  # r_t that ada aims at (the ADA reference's value)
     ada_kimg: float = 100.0  # thousands of images for p to move from 0 to 1 (reference 500; CPU runs are short)
+    lazy_adjust: bool = False  # lazy R1/R2 (and path length): scale lr by k/(k+1), Adam betas to that power (StyleGAN2)
+    pl_weight: float = 0.0  # StyleGAN2 path-length regularisation of G (0: off; needs G.mapping and G.synthesis)
+    pl_interval: int = 4  # apply it every k G steps, scaled by k
+    pl_batch_shrink: int = 2  # on batch_size / this many samples
+    pl_decay: float = 0.01  # moving-average rate of the target path length
 
 
 @dataclass
@@ -80,10 +85,25 @@ class OptimizerConfig:
 
 
 @dataclass
+class ScheduleConfig:
+    """Values that move with training progress (images seen by D): from the configured value at the
+    start to the ``*_end`` value after ``kimg`` thousand images, then constant (R3GAN's burn-in)."""
+
+    shape: str = "none"  # none | linear | cosine (half-cosine, as R3GAN)
+    kimg: float = 0.0  # length of the ramp in thousands of real images
+    lr_end_factor: float | None = None  # both learning rates end at this multiple of their start (None: constant)
+    beta2_end: float | None = None  # Adam's beta2 of both networks at the end
+    gamma_end_factor: float | None = None  # R1 and R2 gamma end at this multiple of their start
+    ema_kimg_end: float | None = None  # the average's half-life at the end (train.ema_kimg at the start)
+    augment_p_end: float | None = None  # augmentation probability at the end (a fixed schedule, not with ADA)
+
+
+@dataclass
 class TrainConfig:
     batch_size: int = 128
     d_steps: int = 1  # D updates per G update
     ema_kimg: float = 0.0  # half-life of the moving average of G's weights, in thousands of images; 0: off
+    ema_rampup: float = 0.0  # >0: the half-life is at most this share of the images seen so far (StyleGAN2: 0.05)
     max_steps: int | None = None  # G updates; training stops at the first limit reached
     max_epochs: float | None = None  # passes over the data (D's real batches); 20 when no limit is set
     max_time: str | None = None  # wall-clock budget, e.g. "90s", "10m", "2h"
@@ -113,6 +133,7 @@ class Config:
     g_optim: OptimizerConfig = field(default_factory=OptimizerConfig)
     d_optim: OptimizerConfig = field(default_factory=OptimizerConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
 
     def to_dict(self) -> dict[str, Any]:

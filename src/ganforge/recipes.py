@@ -20,6 +20,45 @@ RECIPES: dict[str, dict[str, object]] = {
         "train.ema_kimg": 10.0,
         "train.batch_size": 64,
     },
+    # SNGAN (Miyato et al. 2018), the authors' CIFAR-10 settings: hinge loss, Adam (0, 0.9) at 2e-4, 5 D steps
+    # per G step, batch 64, learning rates decayed linearly to 0 over 50k G steps (50k x 5 x 64 images).
+    "sngan": {
+        "model.arch": "resnet",
+        "loss.d": "hinge", "loss.g": "hinge",
+        "g_optim.lr": 2e-4, "g_optim.beta1": 0.0, "g_optim.beta2": 0.9,
+        "d_optim.lr": 2e-4, "d_optim.beta1": 0.0, "d_optim.beta2": 0.9,
+        "train.d_steps": 5, "train.batch_size": 64,
+        "schedule.shape": "linear", "schedule.kimg": 16_000.0, "schedule.lr_end_factor": 0.0,
+    },
+    # StyleGAN2 as stylegan2-ada's `cifar` configuration: non-saturating logistic loss, Adam (0, 0.99) at
+    # 0.0025, lazy R1 (gamma 0.01 every 16 D steps, optimiser corrected by 16/17), no path length; G's
+    # optimiser as the reference builds it with its interval of 4 (lr 0.002, beta2 0.99^0.8); average with a
+    # 500 kimg half-life ramped up over 5% of the images seen; batch 64; ADA towards r_t = 0.6 over 500 kimg.
+    "stylegan2": {
+        "model.arch": "stylegan2",
+        "loss.d": "minimax", "loss.g": "nonsaturating",
+        "g_optim.lr": 0.002, "g_optim.beta1": 0.0, "g_optim.beta2": 0.99 ** 0.8,
+        "d_optim.lr": 0.0025, "d_optim.beta1": 0.0, "d_optim.beta2": 0.99,
+        "reg.r1_gamma": 0.01, "reg.r_interval": 16, "reg.lazy_adjust": True,
+        "reg.augment": "translation,cutout,colour", "reg.ada": True, "reg.ada_kimg": 500.0,
+        "train.batch_size": 64, "train.ema_kimg": 500.0, "train.ema_rampup": 0.05,
+    },
+    # R3GAN (Huang et al. 2024), the reference CIFAR-10 configuration: relativistic pairing loss, R1 + R2 on
+    # every D step, Adam beta1 0, and a half-cosine burn-in over 20M images of lr 2e-4 -> 5e-5, beta2
+    # 0.9 -> 0.99, gamma 0.05 -> 0.005, the average's half-life 0 -> 5,000 kimg and the augmentation
+    # probability 0 -> 0.55; batch 512.
+    "r3gan": {
+        "model.arch": "r3gan",
+        "loss.d": "relativistic", "loss.g": "relativistic",
+        "g_optim.lr": 2e-4, "g_optim.beta1": 0.0, "g_optim.beta2": 0.9,
+        "d_optim.lr": 2e-4, "d_optim.beta1": 0.0, "d_optim.beta2": 0.9,
+        "reg.r1_gamma": 0.05, "reg.r2_gamma": 0.05, "reg.r_interval": 1,
+        "reg.augment": "translation,cutout,colour", "reg.augment_p": 0.0,
+        "train.batch_size": 512,
+        "schedule.shape": "cosine", "schedule.kimg": 20_000.0, "schedule.lr_end_factor": 0.25,
+        "schedule.beta2_end": 0.99, "schedule.gamma_end_factor": 0.1, "schedule.ema_kimg_end": 5_000.0,
+        "schedule.augment_p_end": 0.55,
+    },
 }
 DEFAULT_RECIPE = "stable"  # what `ganforge train` applies when no --recipe is given
 

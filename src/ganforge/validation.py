@@ -16,6 +16,7 @@ _CHOICES = {
     "g_optim.name": ("adam", "sgd"),
     "d_optim.name": ("adam", "sgd"),
     "train.precision": ("auto", "fp32", "bf16"),
+    "schedule.shape": ("none", "linear", "cosine"),
     "train.eval_extractor": ("auto", "inception", "domain"),
 }
 
@@ -37,6 +38,28 @@ def _check_losses(cfg: Config) -> None:
     if r.ada and cfg.loss.d not in ADA_LOSSES:
         raise ConfigError(f"reg.ada cannot be used with loss.d={cfg.loss.d}: a {cfg.loss.d} D has no decision "
                           "threshold for the overfitting signal; use a fixed reg.augment_p instead")
+
+
+def _check_schedule(cfg: Config) -> None:
+    sc = cfg.schedule
+    ends = {"lr_end_factor": sc.lr_end_factor, "beta2_end": sc.beta2_end, "gamma_end_factor": sc.gamma_end_factor,
+            "ema_kimg_end": sc.ema_kimg_end, "augment_p_end": sc.augment_p_end}
+    chosen = [name for name, value in ends.items() if value is not None]
+    if sc.shape == "none":
+        if chosen:
+            raise ConfigError(f"schedule.{chosen[0]} needs a schedule.shape (linear or cosine) and schedule.kimg")
+        return
+    if sc.kimg <= 0:
+        raise ConfigError(f"schedule.shape={sc.shape} needs schedule.kimg > 0: the ramp's length in thousands of images")
+    if any(value < 0 for value in ends.values() if value is not None):
+        raise ConfigError("schedule end values must be >= 0")
+    if sc.beta2_end is not None and (sc.beta2_end >= 1 or "sgd" in (cfg.g_optim.name, cfg.d_optim.name)):
+        raise ConfigError("schedule.beta2_end is Adam's beta2: it needs adam for both networks and a value below 1")
+    if sc.augment_p_end is not None and (sc.augment_p_end > 1 or not cfg.reg.augment or cfg.reg.ada):
+        raise ConfigError("schedule.augment_p_end schedules a fixed augmentation probability in [0, 1]: it needs "
+                          "reg.augment and cannot be combined with reg.ada")
+    if sc.gamma_end_factor is not None and not (cfg.reg.r1_gamma > 0 or cfg.reg.r2_gamma > 0):
+        raise ConfigError("schedule.gamma_end_factor scales R1/R2: set reg.r1_gamma or reg.r2_gamma")
 
 
 def validate(cfg: Config) -> Config:
@@ -96,6 +119,12 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"train.eval_metrics: {exc}") from None
     if "memorisation" in parse_metrics(t.eval_metrics):
         raise ConfigError("train.eval_metrics: memorisation needs held-out images; use ganforge eval --real")
+    _check_schedule(cfg)
+    if r.pl_weight < 0 or r.pl_interval < 1 or r.pl_batch_shrink < 1 or not 0 < r.pl_decay <= 1:
+        raise ConfigError("reg.pl_weight must be >= 0, reg.pl_interval and reg.pl_batch_shrink >= 1, "
+                          "reg.pl_decay in (0, 1]")
+    if t.ema_rampup < 0:
+        raise ConfigError("train.ema_rampup must be >= 0 (0: no ramp-up)")
     if t.ema_kimg < 0:
         raise ConfigError("train.ema_kimg must be >= 0 (0 turns the average off)")
     if t.sample_every < 0:

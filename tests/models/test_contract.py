@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from ganforge.errors import ConfigError
+from helpers import TINY_MODELS
 from ganforge.models import (
     ARCHITECTURES,
     build_discriminator,
@@ -24,11 +25,11 @@ from ganforge.training.checkpoint import module_state
 K = 3  # classes of the conditional variants
 N = 4  # batch
 
-# Tiny settings per architecture: a newly registered one must add its own here.
-TINY = {
-    "dcgan": dict(resolution=16, channels=2, z_dim=8, g_width=4, d_width=4),
-    "mlp": dict(z_dim=2, g_width=16, d_width=16),
-}
+TINY = TINY_MODELS  # a newly registered architecture adds its own to tests/helpers.py
+# Architectures whose conditional D is the unconditional one plus a projection term <embed(c), h>. The
+# stylegan2-ada and R3GAN conditional Ds instead widen their last layer to an embedding dimension and
+# project on the class embedding only (their references' parameter counts include that layer).
+PROJECTION_PLUS_UNCONDITIONAL = {"dcgan", "mlp", "resnet"}
 # Option sets each architecture is checked with, on top of TINY (the first is the default).
 OPTIONS = {
     "dcgan": {
@@ -83,8 +84,8 @@ def test_shapes_range_and_logits(arch, option, k):
     assert G.z_dim == cfg.z_dim and G.num_classes == k and D.num_classes == k
     x = G(z, c)
     assert x.shape == (N, *_sample_shape(arch, cfg))
-    if model_spec(arch).data == "images":
-        assert x.abs().max() <= 1.0  # tanh output
+    if model_spec(arch).data == "images" and getattr(G, "bounded_output", True):
+        assert x.abs().max() <= 1.0  # tanh output (linear-output generators declare bounded_output = False)
     assert torch.isfinite(x).all()
     logits = D(x, c)
     assert logits.shape == (N,) and torch.isfinite(logits).all()
@@ -156,7 +157,8 @@ def test_projection_discriminator_uses_the_label(arch, option, k):
     assert (by_class[0] != by_class[1]).all() and (by_class[1] != by_class[2]).all()
 
 
-@pytest.mark.parametrize("arch, option", [p.values[:2] for p in _cases(conditional=(0,))])
+@pytest.mark.parametrize("arch, option", [p.values[:2] for p in _cases(conditional=(0,))
+                                          if p.values[0] in PROJECTION_PLUS_UNCONDITIONAL])
 def test_conditional_discriminator_is_the_unconditional_one_plus_a_projection(arch, option):
     """Same layers, plus one embedding; with the embedding at 0 the logits are the unconditional D's."""
     cfg, _, D0 = _build(arch, option, 0)
@@ -285,7 +287,8 @@ def test_list_models():
     assert list_models() == sorted(ARCHITECTURES) and {"dcgan", "mlp"} <= set(list_models())
     assert list_models("dc*") == ["dcgan"]
     assert list_models("nothing*") == []
-    assert list_models(data="images") == ["dcgan"] and list_models(data="points") == ["mlp"]
+    assert list_models(data="images") == ["dcgan", "r3gan", "resnet", "stylegan2"]
+    assert list_models(data="points") == ["mlp"]
 
 
 def test_register_model(monkeypatch):
@@ -310,3 +313,22 @@ def test_register_model(monkeypatch):
             dataclasses.dataclass(type("Bad", (), {"__annotations__": {"z_dim": int}, "z_dim": 2})))
     with pytest.raises(ConfigError, match="need a DCGANConfig"):
         build_generator("dcgan", model_config("mlp"))
+
+
+@pytest.mark.parametrize("arch", list_models(data="images"))
+@pytest.mark.parametrize("resolution", [16, 32, 64, 128, 256])
+@pytest.mark.parametrize("channels", [1, 2, 3, 4])
+def test_every_image_architecture_at_every_resolution_and_channel_count(arch, resolution, channels):
+    options = {**TINY[arch], "resolution": resolution, "channels": channels}
+    if arch == "stylegan2":  # widths are channel_base / resolution (capped): keep 8 channels at every size
+        options["channel_base"] = 8 * resolution
+    cfg = model_config(arch, **options)
+    torch.manual_seed(0)
+    G, D = build_generator(arch, cfg), build_discriminator(arch, cfg)
+    with torch.no_grad():
+        x = G(torch.randn(2, cfg.z_dim))
+        logits = D(x)
+    assert x.shape == (2, channels, resolution, resolution) and torch.isfinite(x).all()
+    if getattr(G, "bounded_output", True):
+        assert x.abs().max() <= 1.0
+    assert logits.shape == (2,) and torch.isfinite(logits).all()

@@ -2,23 +2,8 @@ import pytest
 import torch
 
 from ganforge.errors import ConfigError
-from ganforge.models import build_discriminator, build_generator, list_models, model_config
+from ganforge.models import build_discriminator, build_generator, model_config
 from ganforge.pixels import from_uint8, to_uint8
-
-
-@pytest.mark.parametrize("arch", list_models(data="images"))
-@pytest.mark.parametrize("resolution", [16, 32, 64, 128, 256])
-@pytest.mark.parametrize("channels", [1, 2, 3, 4])
-def test_shapes_for_every_resolution_and_channel_count(arch, resolution, channels):
-    cfg = model_config(arch, resolution=resolution, channels=channels, z_dim=8, g_width=4, d_width=4)
-    G, D = build_generator(arch, cfg), build_discriminator(arch, cfg)
-    z = torch.randn(2, 8)
-    with torch.no_grad():
-        x = G(z)
-        logits = D(x)
-    assert x.shape == (2, channels, resolution, resolution)
-    assert x.abs().max() <= 1.0  # tanh output
-    assert logits.shape == (2,)
 
 
 @pytest.mark.parametrize("norm", ["batch", "group", "none"])

@@ -50,6 +50,9 @@ def test_epoch_limit(tiny_npz, tmp_path):
     ["loss.d=relativistic", "loss.g=relativistic", "model.d_norm=none", "model.d_spectral_norm=true",
      "model.d_mbstd=true", "model.d_dropout=0.1", "reg.augment=translation,cutout,colour", "reg.ada=true",
      "reg.ada_kimg=0.1", "reg.r1_gamma=1", "reg.r2_gamma=1", "reg.r_interval=2", "reg.instance_noise=0.05"],
+    ["schedule.shape=cosine", "schedule.kimg=0.05", "schedule.lr_end_factor=0.25", "schedule.beta2_end=0.99",
+     "reg.r1_gamma=1", "reg.r2_gamma=1", "schedule.gamma_end_factor=0.1", "schedule.ema_kimg_end=0.05",
+     "reg.augment=translation", "reg.augment_p=0", "schedule.augment_p_end=0.5", "train.ema_rampup=0.05"],
 ])
 def test_resume_reaches_the_same_weights_bit_for_bit(tiny_npz, tmp_path, extra):
     straight = tmp_path / "straight"

@@ -26,10 +26,15 @@ from .registry import (
 # Importing the architectures registers them.
 from .dcgan import DCGANConfig, DCGANDiscriminator, DCGANGenerator  # noqa: E402
 from .mlp import MLPConfig, MLPDiscriminator, MLPGenerator  # noqa: E402
+from .r3gan import R3GANConfig, R3GANDiscriminator, R3GANGenerator  # noqa: E402
+from .resnet import ResNetConfig, ResNetDiscriminator, ResNetGenerator  # noqa: E402
+from .stylegan2 import StyleGAN2Config, StyleGAN2Discriminator, StyleGAN2Generator  # noqa: E402
 
 __all__ = [
     "ARCHITECTURES", "ModelSpec", "build_discriminator", "build_generator", "check_section", "config_fields",
     "config_from_section", "list_models", "model_config", "model_section", "model_spec", "register_model",
     "section_class", "switch_arch",
     "DCGANConfig", "DCGANDiscriminator", "DCGANGenerator", "MLPConfig", "MLPDiscriminator", "MLPGenerator",
+    "R3GANConfig", "R3GANDiscriminator", "R3GANGenerator", "ResNetConfig", "ResNetDiscriminator", "ResNetGenerator",
+    "StyleGAN2Config", "StyleGAN2Discriminator", "StyleGAN2Generator",
 ]

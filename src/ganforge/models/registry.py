@@ -11,6 +11,9 @@ Every registered network follows one contract:
 
 * ``generator(cfg)``: ``forward(z, c=None)``, z (N, z_dim) float, c (N,) int64 class labels or None;
 * ``discriminator(cfg)``: ``forward(x, c=None)`` -> logits (N,);
+* images in [-1, 1] (tanh), unless the generator class sets ``bounded_output = False`` (a linear
+  output, as StyleGAN2 and R3GAN have): then pixels are clamped when converted;
+* a conditional generator also takes class weights c (N, K) float, a blend of the classes (walks);
 * ``cfg.num_classes`` 0: unconditional, c must be None (labels raise ValueError);
   K > 0: class-conditional on labels 0..K-1, c is required. Both networks expose ``num_classes``
   and the generator ``z_dim``.

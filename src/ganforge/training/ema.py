@@ -42,12 +42,17 @@ class EMA:
     def __init__(self, model: nn.Module, ema_kimg: float, batch_size: int, z_dim: int | None = None,
                  stat_batches: int = STAT_BATCHES, num_classes: int = 0, processes: int = 1):
         # the half-life counts the images of all processes (DDP): batch_size * processes per update
-        self.beta = 0.5 ** (batch_size * processes / (1000.0 * ema_kimg))
+        self.images_per_update = batch_size * processes
+        self.set_half_life(ema_kimg)
         self.model = copy.deepcopy(model).eval().requires_grad_(False)
         self.batch_size, self.z_dim, self.stat_batches = batch_size, z_dim, stat_batches
         self.num_classes = num_classes  # > 0: a class-conditional G, fed balanced labels
         self.has_batchnorm = bool(batchnorm_layers(self.model))
         self.stale = self.has_batchnorm  # running statistics not yet fitted to the averaged weights
+
+    def set_half_life(self, ema_kimg: float) -> None:
+        """Half-life in thousands of images; 0: the average is G itself (scheduled half-lives start there)."""
+        self.beta = 0.5 ** (self.images_per_update / (1000.0 * ema_kimg)) if ema_kimg > 0 else 0.0
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:

@@ -22,7 +22,6 @@ class HealthGuard:
     def __init__(self, cfg: Config, real_probe: torch.Tensor):
         # real_probe: (N, C, R, R) real images in [-1, 1], the scale of the diversity signal
         self.cfg = cfg.monitor
-        self.base_lr = {"g": cfg.g_optim.lr, "d": cfg.d_optim.lr}
         self.monitor = HealthMonitor(cfg.monitor, real_probe)
         self.rollbacks, self.lr_scale = 0, 1.0  # divergence recoveries so far, learning-rate multiplier
         self.collapse_stop: str | None = None  # a stop reason once a collapse warning stops the run
@@ -55,16 +54,15 @@ class HealthGuard:
                                 f"last good checkpoint: {folder or 'none'}")
         return self.rollbacks + 1, self.lr_scale * self.cfg.rollback_lr_factor
 
-    def finish_rollback(self, counters: tuple[int, float], g_opt, d_opt) -> str:
+    def finish_rollback(self, counters: tuple[int, float], state) -> str:
         """After the reload: keep the new counters, scale the learning rates; returns the event's detail."""
         self.rollbacks, self.lr_scale = counters
-        self.apply_lr_scale(g_opt, d_opt)
+        self.apply_lr_scale(state)
         return f"learning rates x{self.lr_scale:g} (rollback {self.rollbacks} of {self.cfg.max_rollbacks})"
 
-    def apply_lr_scale(self, g_opt, d_opt) -> None:
-        for opt, base in ((g_opt, self.base_lr["g"]), (d_opt, self.base_lr["d"])):
-            for group in opt.param_groups:
-                group["lr"] = base * self.lr_scale
+    def apply_lr_scale(self, state) -> None:
+        """Scale ``state``'s (a TrainState's) learning rates from their base; a schedule keeps the scale."""
+        state.set_lr_scale(self.lr_scale)
 
     def state_dict(self) -> dict:
         # flat keys, as checkpoints have held them from the start

@@ -238,7 +238,7 @@ class Trainer:
         diverged_at = self.step
         distributed.barrier()  # every rank rolls back (they saw the same mean losses) to rank 0's checkpoint
         self._load(folder)
-        detail = self.health.finish_rollback(counters, self.g_opt, self.d_opt)
+        detail = self.health.finish_rollback(counters, self.state)
         logger.event(self.step, "rollback",
                      f"diverged at step {diverged_at} ({reason}); rolled back to step {self.step} with {detail}")
 
@@ -294,7 +294,7 @@ class Trainer:
         self.elapsed = float(saved["elapsed"])
         self.best = saved.get("best")
         self.health.load_state_dict(saved)
-        self.health.apply_lr_scale(self.g_opt, self.d_opt)
+        self.health.apply_lr_scale(self.state)
 
     def _set_precision(self, precision: Precision) -> None:
         self.precision = precision

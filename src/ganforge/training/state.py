@@ -14,6 +14,8 @@ number alone, on any device, and resuming needs only the counters.
 """
 from __future__ import annotations
 
+import copy
+import dataclasses
 import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -21,8 +23,10 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
+from ..errors import ConfigError
 from .ema import EMA
-from .steps import StepOptions, call, d_step, g_step
+from .schedule import Schedule
+from .steps import StepOptions, call, d_step, g_step, path_length_step
 
 ADA_INTERVAL = 4  # steps between adjustments of the adaptive augmentation probability
 Batch = tuple[torch.Tensor, "torch.Tensor | None"]  # images (B, C, R, R) in [-1, 1], labels (B,) int64 or None
@@ -32,6 +36,15 @@ def stream_seed(seed: int, step: int, stream: int) -> int:
     """A 63-bit seed for random stream ``stream`` of step ``step`` of a run seeded ``seed``."""
     digest = hashlib.blake2b(f"{seed}:{step}:{stream}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little") >> 1
+
+
+def _lazy(cfg, interval: int, adjust: bool):
+    """The optimiser config for a network regularised every ``interval`` steps: with ``adjust``, StyleGAN2's
+    correction for lazy regularisation (lr x c, Adam betas to the power c, c = k / (k + 1))."""
+    if not adjust or interval <= 1:
+        return cfg
+    c = interval / (interval + 1)
+    return dataclasses.replace(cfg, lr=cfg.lr * c, beta1=cfg.beta1 ** c, beta2=cfg.beta2 ** c)
 
 
 @dataclass
@@ -51,7 +64,11 @@ class TrainState:
     world_size: int = 1
     G_train: nn.Module | None = None  # G and D as the steps call them (DDP-wrapped); None: G and D
     D_train: nn.Module | None = None
+    schedule: Schedule | None = None  # progress-dependent hyper-parameters (training/schedule.py)
+    lr_scale: float = 1.0  # learning-rate multiplier left by divergence rollbacks (training/health.py)
     noise_rng: torch.Generator = field(init=False)
+    base_lr: list[list[float]] = field(init=False)  # [G's, D's] param-group learning rates as built
+    pl_mean: torch.Tensor | None = field(init=False)  # path-length regularisation's running target
 
     @classmethod
     def from_config(cls, cfg, model_cfg, device: torch.device, precision, rank: int = 0,
@@ -62,10 +79,17 @@ class TrainState:
         from .augment import AdaptiveAugment, DiffAugment
         from .steps import make_optimizer
 
-        t, reg, arch = cfg.train, cfg.reg, cfg.model.arch
+        t, arch = cfg.train, cfg.model.arch
+        reg = copy.copy(cfg.reg)  # the steps' own: a schedule changes its gammas, not the run's config
         torch.manual_seed(t.seed)  # weight initialisation
         G = build_generator(arch, model_cfg).to(device)
         D = build_discriminator(arch, model_cfg).to(device)
+        if reg.pl_weight > 0 and not (hasattr(G, "mapping") and hasattr(G, "synthesis")):
+            raise ConfigError(f"reg.pl_weight: path-length regularisation needs a style-based G (mapping and "
+                              f"synthesis networks); {arch} has none")
+        if reg.pl_weight > 0 and world_size > 1:
+            raise ConfigError("reg.pl_weight: path-length regularisation is not supported under torchrun yet; "
+                              "train on one process or set reg.pl_weight=0")
         augment = None
         if reg.augment:  # with ADA, p starts at 0 (as in the reference) unless reg.augment_p says otherwise
             start_p = reg.augment_p if reg.augment_p is not None else (0.0 if reg.ada else 1.0)
@@ -74,16 +98,31 @@ class TrainState:
         opts = StepOptions(d_loss=cfg.loss.d, g_loss=cfg.loss.g, precision=precision, reg=reg, augment=augment,
                            ada=ada)
         num_classes = getattr(model_cfg, "num_classes", 0)
+        averaged = t.ema_kimg > 0 or (cfg.schedule.ema_kimg_end or 0) > 0
         ema = EMA(G, t.ema_kimg, t.batch_size, z_dim=model_cfg.z_dim, num_classes=num_classes,
-                  processes=world_size) if t.ema_kimg > 0 else None
-        return cls(G=G, D=D, g_opt=make_optimizer(G.parameters(), cfg.g_optim),
-                   d_opt=make_optimizer(D.parameters(), cfg.d_optim), opts=opts, z_dim=model_cfg.z_dim,
-                   seed=t.seed, d_steps=t.d_steps, ema=ema, rank=rank, world_size=world_size)
+                  processes=world_size) if averaged else None
+        d_lazy = reg.r_interval if (reg.r1_gamma > 0 or reg.r2_gamma > 0) else 1
+        g_lazy = reg.pl_interval if reg.pl_weight > 0 else 1
+        state = cls(G=G, D=D, g_opt=make_optimizer(G.parameters(), _lazy(cfg.g_optim, g_lazy, reg.lazy_adjust)),
+                    d_opt=make_optimizer(D.parameters(), _lazy(cfg.d_optim, d_lazy, reg.lazy_adjust)), opts=opts,
+                    z_dim=model_cfg.z_dim, seed=t.seed, d_steps=t.d_steps, ema=ema, rank=rank, world_size=world_size)
+        schedule = Schedule(cfg, state.g_opt, state.d_opt, reg, t.ema_kimg)
+        state.schedule = schedule if schedule.active else None
+        return state
 
     def __post_init__(self):
         self.noise_rng = torch.Generator(self.device)
         if self.opts.rng is None:
             self.opts.rng = torch.Generator(self.device)
+        self.base_lr = [[group["lr"] for group in opt.param_groups] for opt in (self.g_opt, self.d_opt)]
+        self.pl_mean = torch.zeros((), device=self.device) if self.opts.reg.pl_weight > 0 else None
+
+    def set_lr_scale(self, scale: float) -> None:
+        """Learning rates = base x scale (x the schedule's factor, from the next step on)."""
+        self.lr_scale = scale
+        for opt, bases in zip((self.g_opt, self.d_opt), self.base_lr):
+            for group, base in zip(opt.param_groups, bases):
+                group["lr"] = base * scale
 
     @property
     def device(self) -> torch.device:
@@ -105,9 +144,12 @@ class TrainState:
 
     def seed_step(self) -> None:
         """Re-seed the noise and step generators for the current step. The noise stream is shared by
-        the ranks, each taking its own slice; the step stream (augmentation, ...) is each rank's own."""
+        the ranks, each taking its own slice; the step stream (augmentation, ...) is each rank's own.
+        torch's global generators are seeded per step and rank too: what the networks draw themselves
+        (dropout, StyleGAN2's noise inputs and style mixing) then also resumes bit for bit."""
         self.noise_rng.manual_seed(stream_seed(self.seed, self.step, 0))
         self.opts.rng.manual_seed(stream_seed(self.seed, self.step, 1 + 2 * self.rank))
+        torch.manual_seed(stream_seed(self.seed, self.step, 2 + 2 * self.rank))
 
     def noise(self, n: int) -> torch.Tensor:
         """(n, z_dim): this rank's slice of the step's noise for n samples per rank, so that R ranks
@@ -124,6 +166,8 @@ class TrainState:
         if len(batches) != self.d_steps:
             raise ValueError(f"a step takes {self.d_steps} real batch(es), got {len(batches)}")
         self.seed_step()
+        if self.schedule is not None:  # lr, beta2, gamma, EMA half-life, p for the images seen so far
+            self.schedule.apply(self, self.real_batches * len(batches[0][0]) * self.world_size)
         precision = self.opts.precision
         G = self.G_train if self.G_train is not None else self.G
         D = self.D_train if self.D_train is not None else self.D
@@ -138,6 +182,8 @@ class TrainState:
             images_seen += len(real) * self.world_size
         # D unwrapped: it is not updated in the G step, so DDP must not expect a reduction of its gradients
         stats.update(g_step(self.D, self.g_opt, fake, self.opts, real=real, labels=labels))
+        if self.pl_mean is not None and self.step % self.opts.reg.pl_interval == 0:  # lazy, as R1
+            stats["penalty_g"] = path_length_step(self.G, self.g_opt, z, labels, self.opts, self.pl_mean)
         if self.opts.ada is not None and (self.step + 1) % ADA_INTERVAL == 0:
             if self.world_size > 1:  # one signal, hence one probability, for all ranks
                 from .distributed import total
@@ -162,6 +208,7 @@ class TrainState:
             "rng_cpu": torch.get_rng_state(),  # the global generators (dropout); noise is seeded per step
             "rng_cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
             "ada": self.opts.ada.state_dict() if self.opts.ada is not None else None,
+            "pl_mean": self.pl_mean.cpu() if self.pl_mean is not None else None,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -175,5 +222,7 @@ class TrainState:
         if self.opts.ada is not None:
             self.opts.ada.load_state_dict(state["ada"])
             self.opts.augment.p = self.opts.ada.p
+        if self.pl_mean is not None:
+            self.pl_mean.copy_(state["pl_mean"])
         if self.ema is not None:
             self.ema.stale = self.ema.has_batchnorm

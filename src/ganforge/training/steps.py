@@ -11,6 +11,8 @@ backward pass, the form that DDP and per-sample-gradient wrappers support.
 """
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 
 import torch
@@ -150,6 +152,38 @@ def g_step(
     finally:
         D.requires_grad_(True)
     return {"loss_g": loss.detach(), "grad_g": norm.detach()}
+
+
+def path_length_step(
+    G: nn.Module,  # a style-based G: G.mapping(z, c) -> ws (N, num_ws, w_dim), G.synthesis(ws) -> images
+    g_opt: torch.optim.Optimizer,
+    z: torch.Tensor,  # (N, z_dim)
+    labels: torch.Tensor | None,  # (N,) for a conditional G
+    opts: StepOptions,
+    pl_mean: torch.Tensor,  # () running mean of the path lengths, updated in place
+) -> torch.Tensor:
+    """StyleGAN2's path-length regularisation (Karras et al. 2020, section 3.2), as its own lazy G update.
+
+    For a random image-space direction y ~ N(0, I) / sqrt(H W), the length of J_w^T y (the Jacobian
+    of the image with respect to the styles, taken with ``create_graph``) should stay near its
+    running mean a: penalty = E[(|J_w^T y| - a)^2], times ``pl_weight`` and the interval (lazy), on
+    ``batch / pl_batch_shrink`` samples, in float32. Returns the penalty (detached).
+    """
+    reg = opts.reg
+    n = max(1, len(z) // reg.pl_batch_shrink)
+    c = labels[:n] if labels is not None else None
+    with _float32(z.device.type):
+        ws = G.mapping(z[:n], c)  # (n, num_ws, w_dim)
+        images = G.synthesis(ws)  # (n, C, H, W)
+        y = torch.randn(images.shape, generator=opts.rng, device=images.device) / math.sqrt(images[0, 0].numel())
+        (grad,) = torch.autograd.grad((images * y).sum(), ws, create_graph=True)
+        lengths = grad.square().sum(dim=2).mean(dim=1).sqrt()  # (n,)
+        pl_mean.copy_(pl_mean.lerp(lengths.mean().detach(), reg.pl_decay))
+        penalty = (lengths - pl_mean).square().mean()
+    g_opt.zero_grad(set_to_none=True)
+    (penalty * reg.pl_weight * reg.pl_interval).backward()
+    g_opt.step()
+    return penalty.detach()
 
 
 def make_optimizer(params, cfg) -> torch.optim.Optimizer:
