@@ -60,9 +60,9 @@ def plan_walk(z_dim: int, keys: int, frames: int, seed: int = 0, num_classes: in
     return Walk(z, weights, classes)
 
 
-def render_walk(gen, walk: Walk, batch_size: int = 256, progress: bool = False) -> torch.Tensor:
+def render_walk(gen, walk: Walk, batch_size: int = 256, progress: bool = False, seed: int = 0) -> torch.Tensor:
     """The walk's frames from a :class:`~ganforge.sampling.TrainedGenerator`: uint8 (F, C, H, W) in the data's size."""
-    images = gen.generate(walk.z.to(gen.device), batch_size, progress, labels=walk.class_weights)
+    images = gen.generate(walk.z.to(gen.device), batch_size, progress, labels=walk.class_weights, seed=seed)
     return gen.geometry.restore(to_uint8(images))
 
 
@@ -83,7 +83,7 @@ def write_walk(gen, keys: int, out: str | os.PathLike, frames: int = 16, seed: i
         raise GanforgeError("this generator is not class-conditional: it cannot walk through a class")
     index = parse_class(str(cls), gen.class_names, gen.num_classes) if cls is not None else None
     walk = plan_walk(gen.z_dim, keys, frames, seed, gen.num_classes, index)
-    images = render_walk(gen, walk, batch_size, progress)
+    images = render_walk(gen, walk, batch_size, progress, seed)
     if kind == "animation":
         path = save_animation(images, out, fps)
     elif kind == "grid":

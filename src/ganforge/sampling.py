@@ -58,14 +58,22 @@ class TrainedGenerator:
 
     @torch.no_grad()
     def generate(self, z: torch.Tensor, batch_size: int = 256, progress: bool = False,
-                 labels: torch.Tensor | None = None) -> torch.Tensor:
-        """z (n, z_dim) [and labels (n,) for a conditional G] -> images (n, C, R, R) as float in
-        [-1, 1] at the training resolution."""
+                 labels: torch.Tensor | None = None, seed: int | None = None) -> torch.Tensor:
+        """z (n, z_dim) [and labels (n,) or class weights (n, K) for a conditional G] -> images (n, C, R, R)
+        as float in [-1, 1] at the training resolution. What G draws itself (StyleGAN2's noise inputs)
+        comes from torch's global generator, seeded with ``seed`` inside a forked RNG state (the caller's
+        is left alone): the same seed, batch size and device give the same images."""
         if self.num_classes and labels is None:
             raise GanforgeError("this generator is class-conditional: pass labels (see labels_for)")
         if not self.num_classes and labels is not None:
             raise GanforgeError("this generator is not class-conditional: it takes no labels")
         self.G.eval()
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(0 if seed is None else seed)
+            return self._generate(z, batch_size, progress, labels)
+
+    def _generate(self, z, batch_size, progress, labels) -> torch.Tensor:
         out = []
         with tqdm(total=len(z), unit="img", desc="sampling", disable=not progress) as bar:
             for start in range(0, len(z), batch_size):
@@ -87,7 +95,7 @@ class TrainedGenerator:
         """
         if labels is None or isinstance(labels, (str, int)):
             labels = self.labels_for(n, labels, seed)
-        images = to_uint8(self.generate(self.noise(n, seed), batch_size, progress, labels=labels))
+        images = to_uint8(self.generate(self.noise(n, seed), batch_size, progress, labels=labels, seed=seed))
         return self.geometry.restore(images)
 
     def sample_pil(self, n: int, seed: int | None = None):
@@ -184,7 +192,7 @@ def write_samples(
 
         labels, cols = class_grid(gen.num_classes, n)
         z = gen.noise(cols, seed).repeat(gen.num_classes, 1)
-        images = gen.geometry.restore(to_uint8(gen.generate(z, batch_size, show, labels=labels)))
+        images = gen.geometry.restore(to_uint8(gen.generate(z, batch_size, show, labels=labels, seed=seed)))
         nrow = nrow or cols
     else:
         labels = gen.labels_for(n, classes, seed)

@@ -56,3 +56,16 @@ def test_stylegan2_with_path_length_regularisation_and_style_mixing_resumes_bit_
     for net in a:
         for key in a[net]:
             assert a[net][key].equal(b[net][key]), f"{net}.{key} differs after resume"
+
+
+def test_a_generator_with_random_noise_inputs_samples_reproducibly_by_seed(tiny_npz, tmp_path):
+    run = tmp_path / "r"
+    Trainer(tiny_arch_config(tiny_npz, "stylegan2", "train.max_steps=1", "model.noise_mode=random"), run).run()
+    gen = load_generator(run)
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    a, b, other = gen.sample(4, seed=5), gen.sample(4, seed=5), gen.sample(4, seed=6)
+    assert a.equal(b) and not a.equal(other)
+    assert torch.get_rng_state().equal(state)  # the caller's global generator is left alone
+    z = gen.noise(4, seed=5)
+    assert not gen.generate(z, seed=1).equal(gen.generate(z, seed=2))  # the noise inputs do change the images
