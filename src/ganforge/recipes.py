@@ -60,6 +60,20 @@ RECIPES: dict[str, dict[str, object]] = {
         "schedule.augment_p_end": 0.55,
     },
 }
+
+def _small(name: str, module: str, **extra) -> dict[str, object]:
+    """The published recipe ``name`` on the CPU-sized networks of ``models.<module>.SMALL_OPTIONS``."""
+    import importlib
+
+    small = importlib.import_module(f"ganforge.models.{module}").SMALL_OPTIONS
+    return {**RECIPES[name], **{f"model.{k}": v for k, v in small.items()}, **extra}
+
+
+# CPU-sized variants: the same training hyper-parameters on networks about 1M parameters or fewer, batch 64.
+# r3gan-small also shortens the burn-in to 1,000 kimg, which a CPU sees in hours rather than weeks.
+RECIPES["sngan-small"] = _small("sngan", "resnet")
+RECIPES["stylegan2-small"] = _small("stylegan2", "stylegan2")
+RECIPES["r3gan-small"] = _small("r3gan", "r3gan", **{"train.batch_size": 64, "schedule.kimg": 1_000.0})
 DEFAULT_RECIPE = "stable"  # what `ganforge train` applies when no --recipe is given
 
 

@@ -1,6 +1,7 @@
 """Loading a trained generator and drawing samples from it."""
 from __future__ import annotations
 
+import inspect
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ class TrainedGenerator:
     z_dim: int
     num_classes: int = 0  # > 0: class-conditional, G(z, labels)
     class_counts: list[int] | None = None  # images per class in the training data (conditional runs)
+    truncation: float = 1.0  # style-based G: psi of the truncation trick (1: none; 0: the average style)
 
     def labels_for(self, n: int, classes: str | int | None = None, seed: int | None = None) -> torch.Tensor | None:
         """(n,) labels for a conditional G: ``None``/"balanced" (every class n/K times), "data" (the
@@ -73,15 +75,21 @@ class TrainedGenerator:
             torch.manual_seed(0 if seed is None else seed)
             return self._generate(z, batch_size, progress, labels)
 
+    def _options(self) -> dict:
+        """Keyword arguments for G: the truncation psi, for generators that have the trick."""
+        if self.truncation == 1.0:
+            return {}
+        if "truncation_psi" not in inspect.signature(self.G.forward).parameters:
+            raise GanforgeError(f"truncation needs a style-based generator (stylegan2); this run's is {self.arch}")
+        return {"truncation_psi": self.truncation}
+
     def _generate(self, z, batch_size, progress, labels) -> torch.Tensor:
-        out = []
+        out, options = [], self._options()
         with tqdm(total=len(z), unit="img", desc="sampling", disable=not progress) as bar:
             for start in range(0, len(z), batch_size):
                 chunk = z[start:start + batch_size].to(self.device)
-                if labels is None:
-                    out.append(self.G(chunk).float().cpu())
-                else:
-                    out.append(self.G(chunk, labels[start:start + batch_size].to(self.device)).float().cpu())
+                c = labels[start:start + batch_size].to(self.device) if labels is not None else None
+                out.append(self.G(chunk, c, **options).float().cpu())
                 bar.update(len(chunk))
         return torch.cat(out)
 
@@ -163,6 +171,7 @@ def write_samples(
     ema: bool = True,
     progress: bool | None = None,
     classes: str | int | None = None,
+    truncation: float = 1.0,
 ) -> WrittenSamples:
     """Draw ``n`` samples (noise from ``seed``) and write them where ``out`` says, by its extension.
 
@@ -173,7 +182,8 @@ def write_samples(
     (default: when sampling takes more than one batch). ``classes`` (conditional runs): one class by
     name or index, "data" (the training data's proportions) or "balanced"; without it a grid has
     one row per class (each column one noise vector) and arrays and folders are balanced. A .npz
-    of a conditional run holds ``labels`` beside ``images``.
+    of a conditional run holds ``labels`` beside ``images``. ``truncation``: psi of the truncation
+    trick for a style-based G (StyleGAN2; 1 = none).
     """
     from .imageio import output_kind, save_folder, save_grid, save_npz
 
@@ -186,6 +196,7 @@ def write_samples(
         from .devices import resolve_device
 
         gen = load_generator(source, device=resolve_device(str(device)), ema=ema)
+    gen.truncation = truncation
     show = n > batch_size if progress is None else progress
     if kind == "grid" and gen.num_classes and classes is None:  # one row per class
         from .labels import class_grid

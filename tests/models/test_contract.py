@@ -116,12 +116,18 @@ def test_labels_are_required_exactly_by_conditional_models(arch):
         build_generator(arch, model_config(arch, num_classes=-1))
 
 
-@pytest.mark.parametrize("arch, option, k", _cases(conditional=(K,)))
-def test_generators_take_one_hot_class_weights_as_labels_and_blend_mixtures(arch, option, k):
+def _perturbed_generator(arch, option, k):
+    """G with every weight moved a little: the per-class gains start at 1 and biases at 0."""
     cfg, G, _ = _build(arch, option, k)
-    with torch.no_grad():  # move every weight a little: the per-class gains start at 1 and biases at 0
+    with torch.no_grad():
         for p in G.parameters():
             p.add_(torch.randn_like(p), alpha=0.1)
+    return cfg, G
+
+
+@pytest.mark.parametrize("arch, option, k", _cases(conditional=(K,)))
+def test_generators_take_one_hot_class_weights_as_labels_and_blend_mixtures(arch, option, k):
+    cfg, G = _perturbed_generator(arch, option, k)
     G.eval()
     z, c = _inputs(cfg, K)
     onehot = F.one_hot(c, K).float()  # (N, K)
@@ -134,10 +140,7 @@ def test_generators_take_one_hot_class_weights_as_labels_and_blend_mixtures(arch
 
 @pytest.mark.parametrize("arch, option, k", _cases(conditional=(K,)))
 def test_conditional_generator_output_depends_on_the_label(arch, option, k):
-    cfg, G, _ = _build(arch, option, k)
-    with torch.no_grad():  # move every weight a little: the per-class gains start at 1 and biases at 0
-        for p in G.parameters():
-            p.add_(torch.randn_like(p), alpha=0.1)
+    cfg, G = _perturbed_generator(arch, option, k)
     z, _ = _inputs(cfg, k)
     G.eval()
     with torch.no_grad():

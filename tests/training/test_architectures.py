@@ -69,3 +69,21 @@ def test_a_generator_with_random_noise_inputs_samples_reproducibly_by_seed(tiny_
     assert torch.get_rng_state().equal(state)  # the caller's global generator is left alone
     z = gen.noise(4, seed=5)
     assert not gen.generate(z, seed=1).equal(gen.generate(z, seed=2))  # the noise inputs do change the images
+
+
+def test_truncation_pulls_stylegan2_samples_to_the_average_style_and_is_refused_elsewhere(tiny_npz, tmp_path):
+    from ganforge.errors import GanforgeError
+
+    run = tmp_path / "sg2"
+    Trainer(tiny_arch_config(tiny_npz, "stylegan2", "train.max_steps=2"), run).run()
+    gen = load_generator(run)  # tiny settings: constant noise inputs, so psi = 0 leaves nothing random
+    free = gen.sample(4, seed=0)
+    gen.truncation = 0.0
+    average = gen.sample(4, seed=0)
+    assert all(img.equal(average[0]) for img in average) and not all(img.equal(free[0]) for img in free)
+    dcgan = tmp_path / "dcgan"
+    Trainer(tiny_arch_config(tiny_npz, "dcgan", "train.max_steps=1"), dcgan).run()
+    gen = load_generator(dcgan)
+    gen.truncation = 0.7
+    with pytest.raises(GanforgeError, match="truncation needs a style-based generator"):
+        gen.sample(2)

@@ -20,6 +20,8 @@ def add_parser(sub) -> None:
     p.add_argument("--class", dest="sample_class", metavar="NAME", help="conditional runs: one class, by name or index")
     p.add_argument("--classes", choices=["balanced", "data"], help="conditional runs: classes balanced (default for "
                    "arrays and folders; a grid has one row per class) or in the training data's proportions")
+    p.add_argument("--truncation", type=float, default=1.0, metavar="PSI", help="StyleGAN2 runs: the truncation "
+                   "trick, styles pulled towards the average by psi (1: none, 0.7: typical; trades variety for quality)")
     p.add_argument("--interpolate", type=int, metavar="K", help="a latent walk through K random points and back "
                    "(conditional runs: through the classes too, or within --class); instead of --n samples")
     p.add_argument("--frames", type=int, default=16, help="with --interpolate: frames from one point to the next")
@@ -38,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
     if args.sample_class is not None and args.classes:
         raise GanforgeError("--class and --classes cannot be combined")
     written = write_samples(args.run, args.n, args.out, args.seed, batch_size=args.batch_size, nrow=args.nrow,
-                            device=args.device, ema=not args.no_ema, classes=args.sample_class or args.classes)
+                            device=args.device, ema=not args.no_ema, classes=args.sample_class or args.classes,
+                            truncation=args.truncation)
     print(f"wrote {written.n} images of shape {written.shape} (step {written.step}) to {written.path}")
     return 0
 
@@ -53,6 +56,7 @@ def _walk(args: argparse.Namespace) -> int:
     if args.interpolate < 2 or args.frames < 1 or args.fps <= 0:
         raise GanforgeError("--interpolate needs at least 2 points, --frames at least 1 and --fps a positive rate")
     gen = load_generator(args.run, device=resolve_device(args.device), ema=not args.no_ema)
+    gen.truncation = args.truncation
     path, frames = write_walk(gen, args.interpolate, args.out, args.frames, args.seed, args.fps, args.sample_class,
                               args.batch_size, progress=args.interpolate * args.frames > args.batch_size)
     print(f"wrote a walk of {frames} frames through {args.interpolate} points (step {gen.step}) to {path}")

@@ -242,6 +242,10 @@ class ResNetDiscriminator(nn.Module):
         return out + projection.to(out.dtype)
 
 
+# A CPU-sized variant (32 px: G 368,771 and D 264,769 parameters instead of 4.28M and 1.05M).
+SMALL_OPTIONS = dict(g_width=64, d_width=64)
+
+
 @register_model("resnet", generator=ResNetGenerator, discriminator=ResNetDiscriminator, data="images")
 @dataclass
 class ResNetConfig:
