@@ -25,7 +25,8 @@ from ganforge.training.checkpoint import module_state
 K = 3  # classes of the conditional variants
 N = 4  # batch
 
-TINY = TINY_MODELS  # a newly registered architecture adds its own to tests/helpers.py
+# A newly registered architecture adds its tiny settings to TINY_MODELS in tests/helpers.py.
+TINY = TINY_MODELS
 # Architectures whose conditional D is the unconditional one plus a projection term <embed(c), h>. The
 # stylegan2-ada and R3GAN conditional Ds instead widen their last layer to an embedding dimension and
 # project on the class embedding only (their references' parameter counts include that layer).

@@ -65,6 +65,8 @@ class Trainer:
         self.images = data.images.to(self.device)  # (N, C, R, R) uint8, decoded once, kept on the device
         self.num_classes = count_classes(data) if cfg.model.conditional else 0
         self.labels = data.labels.to(self.device) if self.num_classes else None  # (N,) int64 for a conditional G/D
+        self.class_counts = (torch.bincount(data.labels, minlength=self.num_classes).tolist()
+                             if self.num_classes else None)  # images per class, saved beside every network
         self.order = EpochOrder(len(data), t.batch_size, t.seed, self.ranks.rank, self.ranks.world_size, self.device)
         self.steps_per_epoch = self.order.batches_per_epoch  # global real batches per epoch
         if self.steps_per_epoch == 0:
@@ -131,9 +133,6 @@ class Trainer:
         idx = self.order.indices(self.state.real_batches + offset)
         labels = self.labels[idx] if self.labels is not None else None
         return from_uint8(self.images[idx]), labels
-
-    def _noise(self) -> torch.Tensor:
-        return self.state.noise(self.cfg.train.batch_size)
 
     def train_step(self) -> dict[str, torch.Tensor]:
         """One G update (after d_steps D updates) on the next real batches of the epoch order."""
@@ -266,8 +265,7 @@ class Trainer:
             "model": self.model_cfg.to_dict(),
             "geometry": self.dataset.geometry.to_dict(),
             "class_names": list(self.dataset.class_names),
-            "class_counts": torch.bincount(self.labels.cpu(), minlength=self.num_classes).tolist()
-            if self.num_classes else None,  # the data's class proportions, for sampling with --classes data
+            "class_counts": self.class_counts,  # the data's class proportions, for sampling with --classes data
             "step": self.step,
             "ganforge_version": __version__,
         }

@@ -53,13 +53,10 @@ class Schedule:
                 out["gamma_factor"] = self._value(1.0, sc.gamma_end_factor, share)
             if sc.augment_p_end is not None:
                 out["augment_p"] = self._value(self.start_augment_p, sc.augment_p_end, share)
-            ema = self._value(self.start_ema_kimg, sc.ema_kimg_end, share)
-        else:
-            ema = self.start_ema_kimg
-        if self.rampup > 0:
-            ema = min(ema, self.rampup * images / 1000.0)
-        if ema != self.start_ema_kimg or self.rampup > 0 or sc.ema_kimg_end is not None:
-            out["ema_kimg"] = ema
+        if sc.ema_kimg_end is not None or self.rampup > 0:  # the half-life moves only then
+            ema = self._value(self.start_ema_kimg, sc.ema_kimg_end, share) if sc.ema_kimg_end is not None \
+                else self.start_ema_kimg  # (validation: an end value comes with a shape, so share is set)
+            out["ema_kimg"] = min(ema, self.rampup * images / 1000.0) if self.rampup > 0 else ema
         return out
 
     def apply(self, state, images: int) -> None:

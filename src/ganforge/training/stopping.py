@@ -34,8 +34,9 @@ class StopRules:
     def reason(self, step: int, elapsed: float) -> str | None:
         if self.interrupted:
             return "interrupted"
-        if self.collapse():
-            return self.collapse()
+        collapsed = self.collapse()
+        if collapsed:
+            return collapsed
         if self.total is not None and step >= self.total:
             return "reached the step/epoch limit"
         if self.max_time is not None and elapsed >= self.max_time:
