@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
@@ -159,3 +160,40 @@ class ConditionalNorm2d(nn.Module):
         gain = class_rows(self.weight, c).to(x.dtype)[:, :, None, None]  # (N, C, 1, 1)
         bias = class_rows(self.bias, c).to(x.dtype)[:, :, None, None]
         return self.norm(x) * gain + bias
+
+
+def depthwise_conv2d(x: torch.Tensor, kernel: torch.Tensor, stride: int = 1, padding: int = 0) -> torch.Tensor:
+    """Filter every channel of x (N, C, H, W) with the same 2-D ``kernel`` (kh, kw) as one grouped
+    convolution (a correlation). Returns x's dtype.
+
+    On the CPU it runs in float32 whatever the autocast: oneDNN's bfloat16 depthwise kernels measured
+    about 10x slower than its float32 ones on the development machine (forward + backward of a 4x4
+    stride-2 filter over (64, 192, 16, 16): 60 ms against 6 ms), and the casts cost little.
+    """
+    c = x.shape[1]
+    weight = kernel.reshape(1, 1, *kernel.shape[-2:]).expand(c, 1, -1, -1)  # (C, 1, kh, kw)
+    if x.device.type != "cpu":
+        return F.conv2d(x, weight.to(x.dtype), stride=stride, padding=padding, groups=c)
+    with torch.autocast("cpu", enabled=False):
+        y = F.conv2d(x.float(), weight.float(), stride=stride, padding=padding, groups=c)
+    return y.to(x.dtype)
+
+
+def upsample2x_lowpass(x: torch.Tensor) -> torch.Tensor:
+    """Bilinear 2x upsampling: zero insertion and the [1, 3, 3, 1] filter times 4 with zeros outside the
+    image (``upfirdn2d`` with up=2, pad (2, 1) of the StyleGAN2/R3GAN references). Per axis that is
+    out[2i] = (x[i-1] + 3 x[i]) / 4 and out[2i+1] = (3 x[i] + x[i+1]) / 4 with x = 0 outside, computed
+    here with shifted copies: the transposed depthwise convolution it replaces measured 5x slower on the
+    CPU. (N, C, H, W) -> (N, C, 2H, 2W)."""
+
+    def along(t: torch.Tensor, dim: int) -> torch.Tensor:
+        n = t.shape[dim]
+        before = (1, 0) if dim == 3 else (0, 0, 1, 0)
+        after = (0, 1) if dim == 3 else (0, 0, 0, 1)
+        prev = F.pad(t, before).narrow(dim, 0, n)  # t[i-1]
+        nxt = F.pad(t, after).narrow(dim, 1, n)  # t[i+1]
+        three = 3 * t
+        even, odd = (prev + three) / 4, (three + nxt) / 4
+        return torch.stack((even, odd), dim + 1).flatten(dim, dim + 1)  # interleaved: (..., 2n, ...)
+
+    return along(along(x, 2), 3)

@@ -59,7 +59,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
-from .layers import check_channels, check_labels, check_num_classes, check_resolution, class_rows
+from .layers import (check_channels, check_labels, check_num_classes, check_resolution, class_rows,
+                     depthwise_conv2d, upsample2x_lowpass)
 from .registry import check_option_values, register_model
 
 LRELU_SLOPE = 0.2
@@ -141,8 +142,8 @@ class ResidualBlock(nn.Module):
 class Resample(nn.Module):
     """Bilinear up- or downsampling by 2 with the separable [1, 3, 3, 1] filter, channel by channel.
 
-    Up: zero insertion and the filter scaled by 4 (a transposed convolution with stride 2); down: the
-    filter and stride 2. Same padding as the reference's ``upfirdn2d.upsample2d``/``downsample2d``
+    Up: zero insertion and the filter scaled by 4 (``layers.upsample2x_lowpass``); down: the filter and
+    stride 2 (``layers.depthwise_conv2d``). Same padding as the reference's ``upfirdn2d.upsample2d``/``downsample2d``
     (zeros outside the image). (N, C, H, W) -> (N, C, 2H, 2W) or (N, C, H/2, W/2).
     """
 
@@ -153,18 +154,12 @@ class Resample(nn.Module):
         self.direction = direction
         taps = torch.tensor(LOWPASS)
         kernel = torch.outer(taps, taps)
-        kernel = kernel / kernel.sum() * (4 if direction == "up" else 1)  # up: each output sees 1/4 of the taps
-        self.register_buffer("kernel", kernel[None, None], persistent=False)  # (1, 1, 4, 4), not a weight
+        self.register_buffer("kernel", kernel / kernel.sum(), persistent=False)  # (4, 4), not a weight
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, c, h, w = x.shape
-        y = x.reshape(n * c, 1, h, w)  # every channel filtered alike
-        kernel = self.kernel.to(x.dtype)
         if self.direction == "up":
-            y = F.conv_transpose2d(y, kernel, stride=2, padding=1)  # (N*C, 1, 2H, 2W)
-        else:
-            y = F.conv2d(y, kernel, stride=2, padding=1)  # (N*C, 1, H/2, W/2)
-        return y.reshape(n, c, *y.shape[2:])
+            return upsample2x_lowpass(x)  # (N, C, 2H, 2W)
+        return depthwise_conv2d(x, self.kernel, stride=2, padding=1)  # (N, C, H/2, W/2)
 
 
 class Upsample(nn.Module):
@@ -218,7 +213,9 @@ class DiscriminativeBasis(nn.Module):
         self.linear = _linear(width, d_out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.linear(self.basis(x).flatten(1))
+        # the 4x4 convolution of a 4x4 map, as a product and a sum (a bfloat16 depthwise convolution is slow
+        # on the CPU; see layers.depthwise_conv2d)
+        return self.linear((x * self.basis.weight[:, 0].to(x.dtype)).sum((2, 3)))  # (N, w) -> (N, d_out)
 
 
 def stage_widths(cfg: R3GANConfig) -> list[int]:

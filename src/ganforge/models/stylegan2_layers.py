@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .layers import depthwise_conv2d
+
 LRELU_GAIN = math.sqrt(2.0)  # the reference's def_gain for 'lrelu': keeps unit second moment
 
 
@@ -69,9 +71,7 @@ def upfirdn2d(x: torch.Tensor, f: torch.Tensor, up: int = 1, down: int = 1,
     x0, x1, y0, y1 = pad
     x = F.pad(x, [max(x0, 0), max(x1, 0), max(y0, 0), max(y1, 0)])
     x = x[:, :, max(-y0, 0): x.shape[2] - max(-y1, 0), max(-x0, 0): x.shape[3] - max(-x1, 0)]
-    kernel = (f * gain).flip([0, 1]).to(x.dtype)  # flipped: conv2d correlates
-    x = F.conv2d(x, kernel[None, None].repeat(c, 1, 1, 1), groups=c)
-    return x[:, :, ::down, ::down] if down > 1 else x
+    return depthwise_conv2d(x, (f * gain).flip([0, 1]), stride=down)  # flipped: conv2d correlates
 
 
 def upsample2d(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
