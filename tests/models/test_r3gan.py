@@ -52,13 +52,13 @@ def test_reference_cifar10_parameter_counts(num_classes, g_params, d_params):
 
 def test_small_cpu_configuration_parameter_counts():
     cfg = model_config("r3gan", **SMALL_OPTIONS)
-    assert stage_widths(cfg) == [192, 192, 96, 48]
-    assert count_parameters(build_generator("r3gan", cfg)) == 1_028_880
-    assert count_parameters(build_discriminator("r3gan", cfg)) == 1_016_784
+    assert stage_widths(cfg) == [128, 128, 64, 32]
+    assert count_parameters(build_generator("r3gan", cfg)) == 274_912
+    assert count_parameters(build_discriminator("r3gan", cfg)) == 266_848
     cfg = model_config("r3gan", **SMALL_OPTIONS, num_classes=10)
-    assert count_parameters(build_generator("r3gan", cfg)) == 1_028_880 + 10 * 64 + 64 * 192  # embedding, wider z input
-    # the output layer maps to 192 values instead of 1; the embedding
-    assert count_parameters(build_discriminator("r3gan", cfg)) == 1_016_784 + 192 * 191 + 10 * 192
+    assert count_parameters(build_generator("r3gan", cfg)) == 274_912 + 10 * 64 + 64 * 128  # embedding, wider z input
+    # the output layer maps to 128 values instead of 1; the embedding
+    assert count_parameters(build_discriminator("r3gan", cfg)) == 266_848 + 128 * 127 + 10 * 128
 
 
 def test_stage_rule_reproduces_the_reference_presets():

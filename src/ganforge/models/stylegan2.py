@@ -48,8 +48,9 @@ from .stylegan2_layers import (
 
 NOISE_MODES = ("random", "const", "none")
 D_ARCHITECTURES = ("orig", "resnet")
-# A configuration small enough to train on a CPU (parameter counts in docs/models.md and the tests).
-SMALL_OPTIONS = dict(z_dim=128, w_dim=128, map_layers=2, channel_base=4096, channel_max=128, mbstd_group=4)
+# A configuration small enough to train on a CPU: 64 feature maps at every resolution up to 32 px (parameter
+# counts in docs/models.md and the tests).
+SMALL_OPTIONS = dict(z_dim=128, w_dim=128, map_layers=2, channel_base=2048, channel_max=64, mbstd_group=4)
 
 
 def channels_at(cfg: StyleGAN2Config, res: int) -> int:
