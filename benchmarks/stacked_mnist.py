@@ -47,6 +47,8 @@ def main():
     p.add_argument("--train-size", type=int, default=60_000, help="stacked training images")
     p.add_argument("--work", default="local/stacked", help="folder for the data set, runs and samples")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--live-g", action="store_true",
+                   help="also score G's last weights (not only the moving average) of each run")
     args = p.parse_args()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -77,6 +79,13 @@ def main():
         fake = np.load(samples)["images"]  # (26000, 28, 28, 3)
         result = stacked_modes(channel_digits(net, fake.transpose(0, 3, 1, 2)))
         rows.append((f"{recipe} ({args.minutes:g} min)", str(last_step(run)), result))
+        if args.live_g:
+            live = work / f"{recipe}-seed{args.seed}-live.npz"
+            if not live.is_file():
+                ganforge("sample", str(run), "--n", str(SAMPLES), "--out", str(live), "--seed", "1", "--no-ema")
+            fake = np.load(live)["images"]
+            result = stacked_modes(channel_digits(net, fake.transpose(0, 3, 1, 2)))
+            rows.append((f"  live G", str(last_step(run)), result))
 
     print(f"\n{'samples':<24} {'G steps':>8} {'modes covered':>14} {'KL to uniform':>14}")
     for name, steps, r in rows:
