@@ -4,7 +4,8 @@ Each recipe trains through the ``ganforge`` command line for the same time budge
 interleaved recipe by recipe within each seed, one at a time), then ``ganforge eval`` scores
 10,000 samples against the held-out images with the domain network (trained on the run's
 training images). With ``--conditional`` every run is class-conditional and the table adds the
-Classification Accuracy Score. Finished runs are reused when the script is started again. Written
+Classification Accuracy Score. Finished runs (and runs that trained for the whole budget but were not yet scored) are reused
+when the script is started again. Written
 for Fashion-MNIST; any training/held-out pair that ``ganforge`` reads works (CIFAR-10's zips too).
 
     python benchmarks/fashion_recipes.py fm-train.npz fm-test.npz --minutes 10 --seeds 2
@@ -34,6 +35,15 @@ def training_speed(run: Path) -> float:
     return statistics.mean(rates) if rates else float("nan")
 
 
+def finished(run: Path, minutes: float) -> bool:
+    """Whether ``run`` trained for its whole budget (then only its evaluation is missing)."""
+    metrics = run / "metrics.jsonl"
+    if not metrics.is_file():
+        return False
+    elapsed = [json.loads(line).get("elapsed") for line in metrics.read_text().splitlines()]
+    return max((e for e in elapsed if e is not None), default=0.0) >= 0.98 * minutes * 60
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("train", help="training images with labels (.npz, a folder or zip of class folders)")
@@ -52,9 +62,10 @@ def main():
         for recipe in recipes:
             run, scores = work / f"{recipe}-seed{seed}", work / f"{recipe}-seed{seed}.json"
             if not scores.is_file():
-                ganforge("train", "--data", args.train, "--recipe", recipe, "--max-time", f"{args.minutes}m",
-                         "--seed", str(seed), "--out", str(run), "--no-progress",
-                         *(["--conditional"] if args.conditional else []))
+                if not finished(run, args.minutes):
+                    ganforge("train", "--data", args.train, "--recipe", recipe, "--max-time", f"{args.minutes}m",
+                             "--seed", str(seed), "--out", str(run), "--no-progress",
+                             *(["--conditional"] if args.conditional else []))
                 ganforge("eval", str(run), "--real", args.heldout, "--n", str(args.n),
                          "--metrics", "fd,pr,modes", "--json", str(scores))
             results[recipe].append({**json.loads(scores.read_text()), "img_s": training_speed(run)})

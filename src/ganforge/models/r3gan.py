@@ -328,5 +328,5 @@ class R3GANConfig:
 # A CPU-sized configuration, about 0.27M parameters in G and in D at 32 px: one of the reference's blocks
 # per stage with 128 channels at 4 and 8 px, halved at each doubling above (64 at 16 px, 32 at 32 px). A
 # pyramid rather than the reference's constant width: with R1 and R2 on every D step (double backward passes
-# through D, in float32) even this size trains at only about 75 img/s at 32 px on the 2-core CPU.
+# through D, in float32) even this size trains at only about 53 img/s at 32 px (RGB, batch 32) on the 2-core CPU.
 SMALL_OPTIONS = dict(width=128, full_width_until=8, blocks=1, expansion=2, group_channels=16, z_dim=64)
