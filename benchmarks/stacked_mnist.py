@@ -76,16 +76,16 @@ def main():
             ganforge("train", "--data", str(data), "--recipe", recipe, "--max-time", f"{args.minutes}m",
                      "--seed", str(args.seed), "--out", str(run), "--sample-every", "1000", *extra)
             ganforge("sample", str(run), "--n", str(SAMPLES), "--out", str(samples), "--seed", "1")
-        fake = np.load(samples)["images"]  # (26000, 28, 28, 3)
-        result = stacked_modes(channel_digits(net, fake.transpose(0, 3, 1, 2)))
-        rows.append((f"{recipe} ({args.minutes:g} min)", str(last_step(run)), result))
+        def modes_of(path: Path) -> dict:
+            fake = np.load(path)["images"]  # (26000, 28, 28, 3)
+            return stacked_modes(channel_digits(net, fake.transpose(0, 3, 1, 2)))
+
+        rows.append((f"{recipe} ({args.minutes:g} min)", str(last_step(run)), modes_of(samples)))
         if args.live_g:
             live = work / f"{recipe}-seed{args.seed}-live.npz"
             if not live.is_file():
                 ganforge("sample", str(run), "--n", str(SAMPLES), "--out", str(live), "--seed", "1", "--no-ema")
-            fake = np.load(live)["images"]
-            result = stacked_modes(channel_digits(net, fake.transpose(0, 3, 1, 2)))
-            rows.append((f"  live G", str(last_step(run)), result))
+            rows.append(("  live G", str(last_step(run)), modes_of(live)))
 
     print(f"\n{'samples':<24} {'G steps':>8} {'modes covered':>14} {'KL to uniform':>14}")
     for name, steps, r in rows:
