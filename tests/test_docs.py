@@ -20,4 +20,4 @@ def test_training_doc_lists_every_option_with_its_default():
         for key, value in values.items():
             shown = documented[section][key]
             assert shown == value or (shown == "" and value == ""), f"{section}.{key}: doc {shown!r}, code {value!r}"
-    assert f"{len(defaults)} sections" in text.replace("nine", "9")
+    assert f"{len(defaults)} sections" in text.replace("ten", "10")

@@ -120,8 +120,27 @@ class TrainConfig:
     eval_metrics: str = "fd"  # comma list (fd, kid, is, pr, dc, modes); the first one picks the best weights
     eval_n: int = 5000  # generated images per evaluation (and at most this many real ones)
     eval_extractor: str = "auto"  # auto | inception | domain
+    eval_data: str | None = None  # real images to evaluate against (None: the training data); DP runs need this
     tensorboard: bool = False  # also write TensorBoard logs (needs the tensorboard extra)
     progress: bool = True  # show a progress bar
+
+
+@dataclass
+class PrivacyConfig:
+    """Differentially private training (Opacus): D's updates clipped per record and noised, G private by
+    post-processing. On when ``epsilon`` or ``noise`` is set; see docs/privacy.md."""
+
+    epsilon: float | None = None  # the budget: noise planned to end at it, the run stops before exceeding it
+    delta: float | None = None  # None: the largest power of ten below 1/N
+    noise: float | None = None  # noise multiplier sigma; None: planned from epsilon and the run's D steps
+    max_grad_norm: float = 1.0  # per-record clipping bound C of D's gradient
+    accountant: str = "prv"  # prv | rdp (Opacus's accountants)
+    labels: str = "uniform"  # conditional runs, the classes G is trained on: uniform | histogram (DP release)
+    label_noise: float = 20.0  # std of the Gaussian noise on each class count of the released histogram
+
+    @property
+    def enabled(self) -> bool:
+        return self.epsilon is not None or self.noise is not None
 
 
 @dataclass
@@ -135,6 +154,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
+    dp: PrivacyConfig = field(default_factory=PrivacyConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -26,9 +26,12 @@ Overrides = Iterable[tuple[str, object]]
 
 def build_config(recipe: str | None = None, config_file: str | os.PathLike | None = None,
                  overrides: Overrides = ()) -> Config:
-    """Defaults, then the recipe (default :data:`~ganforge.recipes.DEFAULT_RECIPE`), then the YAML
-    file, then the overrides; validated."""
+    """Defaults, then the recipe (default :data:`~ganforge.recipes.DEFAULT_RECIPE`, or ``dp`` when the
+    overrides ask for private training), then the YAML file, then the overrides; validated."""
     cfg = Config()
+    overrides = list(overrides)
+    if recipe is None and any(key in ("dp.epsilon", "dp.noise") and value is not None for key, value in overrides):
+        recipe = "dp"  # private training needs a D the default recipe does not have (no minibatch statistics, ...)
     for key, value in recipe_overrides(recipe or DEFAULT_RECIPE):
         set_value(cfg, key, value)
     if config_file:

@@ -80,6 +80,14 @@ RECIPES["r3gan-small"] = _small("r3gan", "r3gan", **{
     "train.batch_size": 64, "schedule.kimg": R3GAN_SMALL_BURN_IN_KIMG,
     "schedule.ema_kimg_end": RECIPES["r3gan"]["schedule.ema_kimg_end"] * R3GAN_SMALL_BURN_IN_KIMG
     / RECIPES["r3gan"]["schedule.kimg"]})
+# Differentially private training (docs/privacy.md): DCGAN with GroupNorm and no minibatch statistics in D (each
+# record's gradient must be its own), several noisy D steps per G step (Bie et al. 2023, "Private GANs,
+# Revisited": noise slows D down, so G must wait for it) and a budget of epsilon 10 at delta below 1/N.
+RECIPES["dp"] = {
+    "model.arch": "dcgan", "model.d_norm": "group", "model.d_mbstd": False,
+    "train.batch_size": 128, "train.d_steps": 10, "train.ema_kimg": 10.0,
+    "dp.epsilon": 10.0, "dp.max_grad_norm": 1.0,
+}
 DEFAULT_RECIPE = "stable"  # what `ganforge train` applies when no --recipe is given
 
 

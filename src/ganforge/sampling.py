@@ -30,6 +30,7 @@ class TrainedGenerator:
     num_classes: int = 0  # > 0: class-conditional, G(z, labels)
     class_counts: list[int] | None = None  # images per class in the training data (conditional runs)
     truncation: float = 1.0  # style-based G: psi of the truncation trick (1: none; 0: the average style)
+    privacy: dict | None = None  # a differentially private run's guarantee (epsilon, delta, ...), else None
 
     def labels_for(self, n: int, classes: str | int | None = None, seed: int | None = None) -> torch.Tensor | None:
         """(n,) labels for a conditional G: ``None``/"balanced" (every class n/K times), "data" (the
@@ -45,7 +46,8 @@ class TrainedGenerator:
             return balanced_labels(n, self.num_classes)
         if classes == "data":
             if not self.class_counts:
-                raise GanforgeError("this run did not record its data's class proportions; use balanced classes")
+                raise GanforgeError("this run did not record its data's class proportions (a private run keeps "
+                                    "them only with dp.labels=histogram); use balanced classes")
             return proportional_labels(n, self.class_counts, seed)
         return torch.full((n,), parse_class(str(classes), self.class_names, self.num_classes), dtype=torch.long)
 
@@ -145,6 +147,7 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu", 
         z_dim=cfg.z_dim,
         num_classes=getattr(cfg, "num_classes", 0),
         class_counts=meta.get("class_counts"),
+        privacy=meta.get("privacy"),
     )
 
 
@@ -157,6 +160,7 @@ class WrittenSamples:
     n: int
     shape: tuple[int, ...]  # (C, H, W) of each image
     step: int  # the generator's training step
+    privacy: dict | None = None  # the generator's DP guarantee when it was trained privately
 
 
 def write_samples(
@@ -214,4 +218,5 @@ def write_samples(
         path = save_npz(images, out, labels=labels)
     else:
         path = save_folder(images, out)
-    return WrittenSamples(path=path, kind=kind, n=len(images), shape=tuple(images.shape[1:]), step=gen.step)
+    return WrittenSamples(path=path, kind=kind, n=len(images), shape=tuple(images.shape[1:]), step=gen.step,
+                          privacy=gen.privacy)

@@ -139,6 +139,9 @@ def validate(cfg: Config) -> Config:
         raise ConfigError("train.max_time must be positive")
     if t.max_steps is None and t.max_epochs is None and t.max_time is None:
         t.max_epochs = DEFAULT_MAX_EPOCHS
+    from .privacy.checks import check_private
+
+    check_private(cfg)  # last: with epsilon alone, the noise is planned for the stopping rule just filled in
     return cfg
 
 
@@ -150,7 +153,7 @@ RESUMABLE_KEYS = frozenset(
     for k in (
         "max_steps", "max_epochs", "max_time", "device", "precision", "log_every", "sample_every",
         "checkpoint_every", "checkpoint_minutes", "keep_checkpoints", "grid_size", "tensorboard", "progress",
-        "eval_every", "eval_metrics", "eval_n", "eval_extractor",
+        "eval_every", "eval_metrics", "eval_n", "eval_extractor", "eval_data",
     )
 ) | {"data.cache_dir"} | {f"monitor.{k}" for k in MonitorConfig.__dataclass_fields__}
 

@@ -43,6 +43,10 @@ def run(args: argparse.Namespace) -> int:
                             device=args.device, ema=not args.no_ema, classes=args.sample_class or args.classes,
                             truncation=args.truncation)
     print(f"wrote {written.n} images of shape {written.shape} (step {written.step}) to {written.path}")
+    if written.privacy:
+        from .train_cmd import describe_privacy
+
+        print(f"differentially private generator: {describe_privacy(written.privacy)}")
     return 0
 
 

@@ -29,6 +29,10 @@ FLAG_KEYS = {
     "g_loss": "loss.g",
     "optimizer": None,  # sets both g_optim.name and d_optim.name
     "lr": None,  # sets both learning rates
+    "dp_epsilon": "dp.epsilon",
+    "dp_delta": "dp.delta",
+    "dp_noise": "dp.noise",
+    "dp_max_grad_norm": "dp.max_grad_norm",
 }
 
 
@@ -36,8 +40,9 @@ def add_parser(sub) -> None:
     p = sub.add_parser("train", help="train a GAN", description="Train a GAN. Options not listed here: --set section.key=value.")
     from ..recipes import DEFAULT_RECIPE, RECIPES
 
-    p.add_argument("--recipe", metavar="NAME", help=f"preset of options: {', '.join(RECIPES)} "
-                   f"(default {DEFAULT_RECIPE}); applied before --config and the other flags")
+    p.add_argument("--recipe", metavar="NAME", help=f"preset of options: {', '.join(RECIPES)} (default "
+                   f"{DEFAULT_RECIPE}, or dp with --dp-epsilon/--dp-noise); applied before --config and the other "
+                   "flags")
     p.add_argument("--config", metavar="FILE", help="YAML file with config sections (data, model, loss, reg, "
                    "g_optim, d_optim, train, monitor)")
     p.add_argument("--data", metavar="SOURCE", help="folder, .zip, .npz/.npy, mnist | fashion-mnist | cifar10, or builtin:shapes (default)")
@@ -66,6 +71,14 @@ def add_parser(sub) -> None:
     p.add_argument("--ema-kimg", type=float, help="half-life of G's weight average in thousands of images (0: off)")
     p.add_argument("--conditional", action="store_true", help="class-conditional G(z, c) and D(x, c); needs labelled "
                    "data (class folders, an npz with labels, or a named set)")
+    p.add_argument("--dp-epsilon", type=float, metavar="EPS", help="differentially private training (needs the "
+                   "privacy extra): D's updates clipped per image and noised so the run ends at this epsilon; "
+                   "see docs/privacy.md")
+    p.add_argument("--dp-delta", type=float, metavar="DELTA", help="delta of the guarantee (default: below 1/N)")
+    p.add_argument("--dp-noise", type=float, metavar="SIGMA", help="private training with this noise multiplier "
+                   "(epsilon is then reported; with --dp-epsilon too, the run stops at that budget)")
+    p.add_argument("--dp-max-grad-norm", type=float, metavar="C", help="per-image clipping bound of D's gradient "
+                   "(default 1)")
     p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard logs")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -103,6 +116,16 @@ def collect_overrides(args: argparse.Namespace) -> list[tuple[str, object]]:
     return pairs
 
 
+def describe_privacy(p: dict, planned: bool = False) -> str:
+    """One line on a private run's guarantee, from its metadata (see PrivateTraining.summary)."""
+    budget = f"budget epsilon {p['epsilon_budget']:g}" if p.get("epsilon_budget") is not None else "no budget"
+    head = (f"{budget}, delta {p['delta']:.0e}" if planned else
+            f"epsilon = {p['epsilon']:.3g} spent ({budget}), delta {p['delta']:.0e}, after {p['d_steps']} D steps")
+    labels = f"; classes {p['labels']}" if p.get("labels") else ""
+    return (f"{head}; noise multiplier {p['noise_multiplier']:.4g}, clipping {p['max_grad_norm']:g}, sampling rate "
+            f"{p['sample_rate']:.4g} of {p['records']} images ({p['accountant']} accountant){labels}")
+
+
 def run(args: argparse.Namespace) -> int:
     from ..configure import describe_plan, plan_run
     from ..training import distributed
@@ -131,11 +154,15 @@ def run(args: argparse.Namespace) -> int:
         + (f"  resuming at step {trainer.step}" if resume else ""))
     for notice in trainer.notices:
         say(f"note: {notice}")
+    if trainer.private is not None:
+        say(f"privacy: {describe_privacy(trainer.private.summary(), planned=True)}")
     try:
         summary = trainer.run()
     finally:
         distributed.shutdown()
     say(f"stopped at step {summary['step']}: {summary['reason']}; checkpoint {summary['checkpoint']}")
+    if "privacy" in summary:
+        say(f"privacy: {describe_privacy(summary['privacy'])}")
     say(f"samples: {run_dir / 'samples' / 'latest.png'}")
     if summary["interrupted"]:
         if ranks.is_main:

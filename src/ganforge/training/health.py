@@ -19,8 +19,8 @@ from .monitor import HealthMonitor, weights_finite
 class HealthGuard:
     """Divergence and collapse handling for one run; ``state_dict`` goes into every checkpoint."""
 
-    def __init__(self, cfg: Config, real_probe: torch.Tensor):
-        # real_probe: (N, C, R, R) real images in [-1, 1], the scale of the diversity signal
+    def __init__(self, cfg: Config, real_probe: torch.Tensor | None):
+        # real_probe: (N, C, R, R) real images in [-1, 1], the scale of the diversity signal (None: unscaled)
         self.cfg = cfg.monitor
         self.monitor = HealthMonitor(cfg.monitor, real_probe)
         self.rollbacks, self.lr_scale = 0, 1.0  # divergence recoveries so far, learning-rate multiplier

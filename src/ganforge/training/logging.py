@@ -58,6 +58,8 @@ class RunLogger:
             "D(x)": f"{record['d_real']:.2f}",
             "D(G(z))": f"{record['d_fake']:.2f}",
         }
+        if "epsilon" in record:  # a private run: the privacy spent so far
+            self._postfix["ε"] = f"{record['epsilon']:.3g}"
         if "diversity" in record:
             self._postfix["div"] = f"{record['diversity']:.2f}"
         if self.writer is not None:

@@ -12,14 +12,14 @@ from __future__ import annotations
 import copy
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 
 from .. import __version__
 from ..config import Config
 from ..data import ImageDataset, load_dataset
-from ..errors import GanforgeError
+from ..errors import ConfigError, GanforgeError
 from ..models import config_from_section
 from ..pixels import from_uint8
 from ..validation import validate
@@ -33,6 +33,9 @@ from .run_checkpoints import RunCheckpoints
 from .runtime import Precision, resolve_device, resolve_precision
 from .state import TrainState
 from .stopping import StopRules
+
+if TYPE_CHECKING:
+    from ..privacy.engine import PrivateTraining
 
 STAT_NAMES = ("loss_d", "loss_g", "d_real", "d_fake", "penalty_d", "grad_d", "grad_g")
 
@@ -48,8 +51,12 @@ class Trainer:
         self.notices: list[str] = []  # one-line remarks for the user (printed by the CLI, logged as events)
         t = cfg.train
         self.ranks, rank_device = distributed.init(t.device)  # one process unless launched by torchrun
+        if cfg.dp.enabled and self.ranks.enabled:
+            raise ConfigError("differentially private training runs on one process; launch it without torchrun")
         self.device = rank_device or resolve_device(t.device)
-        self.precision = resolve_precision(t.precision, self.device)
+        # private runs take per-record gradient norms in float32 (validation refuses bf16; auto means fp32)
+        self.precision = resolve_precision("fp32" if cfg.dp.enabled and t.precision == "auto" else t.precision,
+                                           self.device)
 
         data = dataset or load_dataset(
             cfg.data.source, resolution=cfg.data.resolution, channels=cfg.data.channels, fit=cfg.data.fit,
@@ -67,7 +74,15 @@ class Trainer:
         self.labels = data.labels.to(self.device) if self.num_classes else None  # (N,) int64 for a conditional G/D
         self.class_counts = (torch.bincount(data.labels, minlength=self.num_classes).tolist()
                              if self.num_classes else None)  # images per class, saved beside every network
-        self.order = EpochOrder(len(data), t.batch_size, t.seed, self.ranks.rank, self.ranks.world_size, self.device)
+        self.private: PrivateTraining | None = None  # set below for a differentially private run
+        if cfg.dp.enabled:  # Poisson samples from the run's secret seed, which exists once self.private does
+            from ..privacy.poisson import PoissonOrder
+
+            self.order = PoissonOrder(len(data), t.batch_size / len(data), lambda: self.private.secret_seed,
+                                      self.device)
+        else:
+            self.order = EpochOrder(len(data), t.batch_size, t.seed, self.ranks.rank, self.ranks.world_size,
+                                    self.device)
         self.steps_per_epoch = self.order.batches_per_epoch  # global real batches per epoch
         if self.steps_per_epoch == 0:
             raise GanforgeError(f"{len(data)} images are fewer than one batch of {t.batch_size} on each of "
@@ -85,18 +100,50 @@ class Trainer:
         # The callbacks around the steps, each with its own state.
         self.grid = SampleGrid(t.grid_size, self.state.G.z_dim, t.seed + 1, self.num_classes, self.device)
         self.evaluation = PeriodicEvaluation(
-            data, t.eval_metrics, t.eval_n, t.seed, t.eval_extractor, cfg.data.cache_dir, t.progress,
+            self._evaluation_data(data), t.eval_metrics, t.eval_n, t.seed, t.eval_extractor, cfg.data.cache_dir, t.progress,
             self.num_classes) if t.eval_every else None
         self.best: dict[str, Any] | None = None  # {"metric", "value", "step"} of the best evaluation so far
         probe = torch.randperm(len(data), generator=torch.Generator().manual_seed(t.seed))[: max(t.grid_size, 2)]
-        self.health = HealthGuard(cfg, from_uint8(data.images[probe]))
-        self.stops = StopRules(t, self.steps_per_epoch, self.ranks, self.device, lambda: self.health.collapse_stop)
+        # a private run's monitor reads G alone: its diversity is then not scaled by the real images'
+        self.health = HealthGuard(cfg, None if cfg.dp.enabled else from_uint8(data.images[probe]))
+        self.stops = StopRules(t, self.steps_per_epoch, self.ranks, self.device, self._stop_signal)
+        if cfg.dp.enabled:
+            self.private = self._privatise()
         self.checkpoints = RunCheckpoints(self.run_dir, t.keep_checkpoints, self._meta)
         self.elapsed = 0.0  # wall-clock seconds of the training loop, summed over resumed sessions
         self.fingerprint = data_fingerprint(data.images)
         if resume:
             self._load(self.checkpoints.latest())
         self._stop_reason: str | None = None
+
+    def _evaluation_data(self, data: ImageDataset) -> ImageDataset:
+        """What periodic evaluation compares with: train.eval_data fitted as the training images were, or
+        the training images themselves."""
+        t = self.cfg.train
+        if not t.eval_every or t.eval_data is None:
+            return data
+        g = data.geometry
+        return load_dataset(t.eval_data, resolution=g.resolution, channels=g.channels, fit=g.fit,
+                            cache_dir=self.cfg.data.cache_dir, progress=t.progress)
+
+    def _privatise(self) -> PrivateTraining:
+        """D's step made differentially private (privacy/engine.py), its noise planned for the run's length."""
+        from ..privacy.engine import PrivateTraining
+
+        t = self.cfg.train
+        planned = self.stops.total * t.d_steps if self.stops.total is not None else None
+        try:
+            return PrivateTraining(self.state, self.cfg.dp, len(self.dataset), t.batch_size,
+                                   labels=self.dataset.labels if self.num_classes else None,
+                                   num_classes=self.num_classes, planned_d_steps=planned)
+        except ValueError as exc:
+            raise ConfigError(f"differential privacy: {exc}") from None
+
+    def _stop_signal(self) -> str | None:
+        """A stop reason from outside the limits: a collapse (monitor.stop_on_collapse) or the privacy budget."""
+        if self.health.collapse_stop:
+            return self.health.collapse_stop
+        return self.private.budget_stop(self.cfg.train.d_steps) if self.private is not None else None
 
     # The training state's parts, by their familiar names.
     G = property(lambda self: self.state.G)
@@ -198,7 +245,8 @@ class Trainer:
             folder = self.save_checkpoint()
         distributed.barrier()  # the other ranks return once the final checkpoint exists
         return {"step": self.step, "reason": self._stop_reason, "checkpoint": str(folder),
-                "elapsed": self.elapsed, "interrupted": self._stop_reason == "interrupted"}
+                "elapsed": self.elapsed, "interrupted": self._stop_reason == "interrupted",
+                **({"privacy": self.private.summary()} if self.private is not None else {})}
 
     def _log_interval(self, means: torch.Tensor, steps: int, seconds: float, logger: RunLogger, on_log) -> None:
         """One log line, then the health checks: divergence (roll back or stop) and collapse (warn)."""
@@ -213,7 +261,12 @@ class Trainer:
         )
         if self.opts.ada is not None:
             record["augment_p"] = round(float(self.opts.ada.p), 4)
-        reason = self.health.divergence(record, self.G, self.D)
+        checked = record
+        if self.private is not None:
+            record["epsilon"] = round(self.private.epsilon(), 4)
+            # D's loss on private images may not steer training outside the private step: G's loss may
+            checked = {k: v for k, v in record.items() if k != "loss_d"}
+        reason = self.health.divergence(checked, self.G, self.D)
         if reason is not None:
             logger.log(record)
             self._rollback(reason, logger)
@@ -236,7 +289,10 @@ class Trainer:
         counters = self.health.begin_rollback(reason, self.step, folder)  # raises when none is left
         diverged_at = self.step
         distributed.barrier()  # every rank rolls back (they saw the same mean losses) to rank 0's checkpoint
+        ledger = self.private.state_dict() if self.private is not None else None
         self._load(folder)
+        if ledger is not None:  # the discarded steps' privacy stays spent; the retried ones draw fresh noise
+            self.private.continue_after_rollback(ledger)
         detail = self.health.finish_rollback(counters, self.state)
         logger.event(self.step, "rollback",
                      f"diverged at step {diverged_at} ({reason}); rolled back to step {self.step} with {detail}")
@@ -265,9 +321,11 @@ class Trainer:
             "model": self.model_cfg.to_dict(),
             "geometry": self.dataset.geometry.to_dict(),
             "class_names": list(self.dataset.class_names),
-            "class_counts": self.class_counts,  # the data's class proportions, for sampling with --classes data
+            # the data's class proportions, for sampling with --classes data (a private run: the released ones)
+            "class_counts": self.private.class_counts if self.private is not None else self.class_counts,
             "step": self.step,
             "ganforge_version": __version__,
+            **({"privacy": self.private.summary()} if self.private is not None else {}),
         }
 
     def save_checkpoint(self) -> Path | None:
@@ -279,6 +337,7 @@ class Trainer:
             "fixed_noise": self.grid.noise.cpu(),
             "best": self.best,
             **self.health.state_dict(),
+            **({"privacy": self.private.state_dict()} if self.private is not None else {}),
         })
 
     def _load(self, folder: Path | None) -> None:
@@ -288,6 +347,8 @@ class Trainer:
             self._set_precision(resolve_precision(saved_precision, self.device))
             self.notices.append(f"keeping the run's precision {saved_precision} (auto would pick another here; "
                                 "set train.precision to change it)")
+        if self.private is not None:
+            self.private.load_state_dict(saved["privacy"])
         self.grid.noise = saved["fixed_noise"].to(self.device)
         self.elapsed = float(saved["elapsed"])
         self.best = saved.get("best")

@@ -39,10 +39,12 @@ def weights_finite(*modules: nn.Module) -> bool:
 class HealthMonitor:
     """Decides, at each log interval, whether training diverged or collapsed."""
 
-    def __init__(self, cfg: MonitorConfig, real_sample: torch.Tensor):
+    def __init__(self, cfg: MonitorConfig, real_sample: torch.Tensor | None):
         # real_sample: (N, C, R, R) in [-1, 1]; its diversity is the scale of the signal
         self.cfg = cfg
-        self.real_level = max(mean_pairwise_distance(real_sample), 1e-8)
+        # None (a private run, which may not read its images here): the signal in absolute units; only its
+        # ratio to its own running level matters for the collapse warning
+        self.real_level = max(mean_pairwise_distance(real_sample), 1e-8) if real_sample is not None else 1.0
         self.running: float | None = None  # running level of the diversity signal
         self.readings = 0
         self.most_classes = 0  # most classes covered at any evaluation so far

@@ -18,7 +18,7 @@ import copy
 import dataclasses
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
@@ -66,6 +66,12 @@ class TrainState:
     D_train: nn.Module | None = None
     schedule: Schedule | None = None  # progress-dependent hyper-parameters (training/schedule.py)
     lr_scale: float = 1.0  # learning-rate multiplier left by divergence rollbacks (training/health.py)
+    # What a wrapper may replace (differential privacy, privacy/engine.py): D's step, a fixed size for the
+    # fake batch (real record i is then paired with fake i mod that size) and the distribution G's classes
+    # are drawn from (None: the real batch's classes).
+    d_step_fn: Callable[..., dict[str, torch.Tensor]] = d_step
+    fake_batch: int | None = None
+    fake_label_probs: torch.Tensor | None = None  # (K,)
     noise_rng: torch.Generator = field(init=False)
     base_lr: list[list[float]] = field(init=False)  # [G's, D's] param-group learning rates as built
     pl_mean: torch.Tensor | None = field(init=False)  # path-length regularisation's running target
@@ -167,21 +173,30 @@ class TrainState:
             raise ValueError(f"a step takes {self.d_steps} real batch(es), got {len(batches)}")
         self.seed_step()
         if self.schedule is not None:  # lr, beta2, gamma, EMA half-life, p for the images seen so far
-            self.schedule.apply(self, self.real_batches * len(batches[0][0]) * self.world_size)
+            batch = self.fake_batch or len(batches[0][0])  # (under Poisson sampling the expected batch size)
+            self.schedule.apply(self, self.real_batches * batch * self.world_size)
         precision = self.opts.precision
         G = self.G_train if self.G_train is not None else self.G
         D = self.D_train if self.D_train is not None else self.D
         images_seen = 0
         for k, (real, labels) in enumerate(batches):
             last = k == len(batches) - 1
-            z = self.noise(len(real))
+            n_fake = self.fake_batch or len(real)
+            z = self.noise(n_fake)
+            fake_labels = self._fake_labels(labels, n_fake)
             with torch.set_grad_enabled(last), precision.autocast():
-                fake = call(G, z, labels)  # (B, C, R, R); keeps its graph only for the G step
-            stats = d_step(D, self.d_opt, real, fake.detach(), self.opts, step=self.real_batches, labels=labels)
+                fake = call(G, z, fake_labels)  # (n_fake, C, R, R); keeps its graph only for the G step
+            d_fake, d_fake_labels = fake.detach(), fake_labels
+            if self.fake_batch is not None:  # pair real i with fake i mod n_fake: G's batch is the same whatever B is
+                pairing = torch.arange(len(real), device=fake.device) % n_fake  # (B,)
+                d_fake = d_fake[pairing]
+                d_fake_labels = fake_labels[pairing] if fake_labels is not None else None
+            stats = self.d_step_fn(D, self.d_opt, real, d_fake, self.opts, step=self.real_batches, labels=labels,
+                                   fake_labels=d_fake_labels)
             self.real_batches += 1
             images_seen += len(real) * self.world_size
         # D unwrapped: it is not updated in the G step, so DDP must not expect a reduction of its gradients
-        stats.update(g_step(self.D, self.g_opt, fake, self.opts, real=real, labels=labels))
+        stats.update(g_step(self.D, self.g_opt, fake, self.opts, real=real, labels=fake_labels))
         if self.pl_mean is not None and self.step % self.opts.reg.pl_interval == 0:  # lazy, as R1
             stats["penalty_g"] = path_length_step(self.G, self.g_opt, z, labels, self.opts, self.pl_mean)
         if self.opts.ada is not None and (self.step + 1) % ADA_INTERVAL == 0:
@@ -195,6 +210,12 @@ class TrainState:
             self.ema.update(self.G)
         self.step += 1
         return stats
+
+    def _fake_labels(self, labels: torch.Tensor | None, n: int) -> torch.Tensor | None:
+        """(n,) classes for the fakes: the real batch's, or drawn from ``fake_label_probs`` when set."""
+        if labels is None or self.fake_label_probs is None:
+            return labels
+        return torch.multinomial(self.fake_label_probs, n, replacement=True, generator=self.noise_rng)
 
     # ------------------------------------------------------------------ saving
 

@@ -70,6 +70,7 @@ def d_step(
     opts: StepOptions,
     step: int = 0,  # D updates so far, for lazy regularisation
     labels: torch.Tensor | None = None,  # (N,) classes of real and fake alike, for a conditional D
+    fake_labels: torch.Tensor | None = None,  # (N,) the fakes' own classes when they differ (DP); None: labels
 ) -> dict[str, torch.Tensor]:
     """Minimise D's loss (+ penalties) with one summed backward pass.
 
@@ -89,7 +90,7 @@ def d_step(
     with _float32(device_type) if use_r1 else opts.precision.autocast():
         real_logits = call(D, real_view, labels)  # (N,)
     with _float32(device_type) if use_r2 else opts.precision.autocast():
-        fake_logits = call(D, fake_view, labels)  # (N,)
+        fake_logits = call(D, fake_view, labels if fake_labels is None else fake_labels)  # (N,)
     loss = d_loss(opts.d_loss, real_logits, fake_logits, label_smoothing=reg.label_smoothing)
     penalty = torch.zeros((), device=real.device)
     if use_r1:  # lazy: every r_interval steps, scaled up by the interval

@@ -22,7 +22,7 @@ class StopRules:
         self.log_every = t.log_every
         self.max_time = parse_duration(t.max_time)
         self.ranks, self.device = ranks, device
-        self.collapse = collapse  # a stop reason from the health guard, or None
+        self.collapse = collapse  # a stop reason from the health guard (or the privacy budget), or None
         self.interrupted = False  # set by the first Ctrl-C
         bounds = []
         if t.max_steps is not None:
@@ -34,14 +34,11 @@ class StopRules:
     def reason(self, step: int, elapsed: float) -> str | None:
         if self.interrupted:
             return "interrupted"
-        collapsed = self.collapse()
-        if collapsed:
-            return collapsed
         if self.total is not None and step >= self.total:
             return "reached the step/epoch limit"
         if self.max_time is not None and elapsed >= self.max_time:
             return "reached the time budget"
-        return None
+        return self.collapse()  # (or the privacy budget): after the limits, which name a planned end first
 
     def decide(self, step: int, elapsed: float) -> str | None:
         """Whether to stop after this step; every rank calls it at every step."""
