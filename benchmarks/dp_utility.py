@@ -57,9 +57,12 @@ def main():
     for eps in [float(e) for e in args.epsilons.split(",")]:
         run, samples, result = work / f"eps{eps:g}", work / f"eps{eps:g}-samples.npz", work / f"eps{eps:g}.json"
         if not result.is_file():
-            cpu = ganforge("train", "--recipe", args.recipe, "--data", args.train, "--conditional", "--dp-epsilon",
-                           str(eps), "--epochs", str(args.epochs), "--out", str(run), "--no-progress",
-                           *[f"--set={o}" for o in args.overrides])
+            if (run / "checkpoints").is_dir():  # stopped before its limit: continue (CPU time of this part only)
+                cpu = ganforge("train", "--resume", str(run), "--no-progress")
+            else:
+                cpu = ganforge("train", "--recipe", args.recipe, "--data", args.train, "--conditional",
+                               "--dp-epsilon", str(eps), "--epochs", str(args.epochs), "--out", str(run),
+                               "--no-progress", *[f"--set={o}" for o in args.overrides])
             ganforge("sample", str(run), "--n", str(len(train_x)), "--out", str(samples))
             gen_x, gen_y = labelled(str(samples))
             accuracy = classification_accuracy_score(gen_x, gen_y, test_x, test_y, epochs=args.classifier_epochs)
