@@ -198,7 +198,7 @@ class TrainState:
         # D unwrapped: it is not updated in the G step, so DDP must not expect a reduction of its gradients
         stats.update(g_step(self.D, self.g_opt, fake, self.opts, real=real, labels=fake_labels))
         if self.pl_mean is not None and self.step % self.opts.reg.pl_interval == 0:  # lazy, as R1
-            stats["penalty_g"] = path_length_step(self.G, self.g_opt, z, labels, self.opts, self.pl_mean)
+            stats["penalty_g"] = path_length_step(self.G, self.g_opt, z, fake_labels, self.opts, self.pl_mean)
         if self.opts.ada is not None and (self.step + 1) % ADA_INTERVAL == 0:
             if self.world_size > 1:  # one signal, hence one probability, for all ranks
                 from .distributed import total
