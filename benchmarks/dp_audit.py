@@ -57,7 +57,7 @@ def main():
                 ganforge("train", "--recipe", args.recipe, "--data", str(members), "--epochs", str(args.epochs),
                          "--out", str(run), "--no-progress", *dp)
             else:  # a run stopped before its limit (Ctrl-C, a closed session) continues; a finished one stops at once
-                ganforge("train", "--resume", str(run), "--no-progress")
+                ganforge("train", "--resume", str(run), "--epochs", str(args.epochs), "--no-progress")
             ganforge("audit", str(run), "--members", str(members), "--non-members", str(non_members),
                      "--n", str(args.subset), "--no-progress")
         rows[name] = json.loads((run / "audit" / "audit.json").read_text())
