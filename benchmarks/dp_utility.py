@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ganforge.metrics.cas import classification_accuracy_score
+from ganforge.runs import latest_checkpoint, read_network_meta
 from ganforge.training.runtime import cpu_name
 
 
@@ -66,8 +67,7 @@ def main():
             ganforge("sample", str(run), "--n", str(len(train_x)), "--out", str(samples))
             gen_x, gen_y = labelled(str(samples))
             accuracy = classification_accuracy_score(gen_x, gen_y, test_x, test_y, epochs=args.classifier_epochs)
-            meta = json.loads((run / "checkpoints" / (run / "checkpoints" / "latest").read_text().strip()
-                               / "generator.json").read_text())
+            meta = read_network_meta(latest_checkpoint(run), "generator")
             result.write_text(json.dumps({"epsilon_budget": eps, "accuracy": accuracy, "cpu_seconds": cpu,
                                           "privacy": meta["privacy"], "step": meta["step"]}) + "\n")
         rows.append(json.loads(result.read_text()))

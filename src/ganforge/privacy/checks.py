@@ -80,7 +80,3 @@ def check_private(cfg: Config) -> None:
         raise ConfigError("dp.epsilon plans the noise for the run's length: set train.max_steps or "
                           "train.max_epochs (a time budget alone does not fix it), or give dp.noise")
 
-
-def refused_options(cfg: Config) -> list[str]:
-    """All the reasons at once (for a dry run or a test)."""
-    return _refusals(cfg) if cfg.dp.enabled else []

@@ -64,7 +64,6 @@ class PrivateTraining:
         self._labels, self.num_classes = labels, num_classes
         self.released = self._release_labels()
         prior = self.released.history if self.released else []
-        self._prior_steps = sum(steps for _, _, steps in prior)
         self._prior = prior
         if dp.noise is not None:
             noise = float(dp.noise)
@@ -72,7 +71,7 @@ class PrivateTraining:
             if planned_d_steps is None:
                 raise ValueError("dp.epsilon plans the noise for the run's D steps: set a step or epoch limit")
             noise = plan_noise(dp.epsilon, self.delta, self.sample_rate, planned_d_steps, dp.accountant, prior)
-        self.noise, self.max_d_steps = noise, None
+        self.noise = noise
 
         self.accountant = create_accountant(mechanism=dp.accountant)
         self.accountant.history = list(prior)
@@ -92,11 +91,18 @@ class PrivateTraining:
         state.fake_label_probs = self.released.probs.to(state.device) if self.released else None
 
     def _set_noise(self, noise: float) -> None:
-        """Use noise multiplier ``noise`` from now on; the budget's step limit follows from it."""
+        """Use noise multiplier ``noise`` from now on; the budget's step limit follows from it (when first asked:
+        a resumed run replaces the planned noise with its saved one before any step)."""
         self.noise = self.optimizer.noise_multiplier = noise
-        if self.dp.epsilon is not None:
-            self.max_d_steps = steps_within(self.dp.epsilon, self.delta, noise, self.sample_rate, self.dp.accountant,
-                                            self._prior)
+        self._max_d_steps: int | None = None
+
+    @property
+    def max_d_steps(self) -> int | None:
+        """The most D steps the epsilon budget allows at the current noise (None without a budget)."""
+        if self.dp.epsilon is not None and self._max_d_steps is None:
+            self._max_d_steps = steps_within(self.dp.epsilon, self.delta, self.noise, self.sample_rate,
+                                             self.dp.accountant, self._prior)
+        return self._max_d_steps
 
     def _release_labels(self) -> ReleasedLabels | None:
         if not self.num_classes:
@@ -134,7 +140,7 @@ class PrivateTraining:
 
     @property
     def d_steps_taken(self) -> int:
-        return sum(steps for _, _, steps in self.accountant.history) - self._prior_steps
+        return sum(steps for _, _, steps in self.accountant.history) - sum(steps for _, _, steps in self._prior)
 
     def epsilon(self) -> float:
         """The epsilon spent so far (at ``self.delta``), label histogram included."""
