@@ -18,7 +18,7 @@ $(BIN)/ganforge: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet "$(TORCH)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
-	$(BIN)/pip install --quiet -e ".[dev,privacy]"
+	$(BIN)/pip install --quiet -e ".[dev,privacy,federated,he]"
 	@touch $@
 
 setup: $(BIN)/ganforge

@@ -52,3 +52,28 @@ def tiny_arch_config(data: Path, arch: str, *extra: str):
     options = [f"model.{k}={v}" for k, v in TINY_MODELS[arch].items() if k not in ("resolution", "channels")]
     loop = [opt for opt in TINY if not opt.startswith("model.")]
     return tiny_config(data, f"model.arch={arch}", *options, *loop, *extra)
+
+
+def small_federation(tiny_npz: Path, tmp_path: Path, name: str = "fed", rounds: int = 2, *extra: str):
+    """(GlobalRun, [Site, Site]): a tiny DCGAN federation over two IID halves of ``tiny_npz``, no network."""
+    from ganforge.federated.partition import write_partitions
+    from ganforge.federated.server import FederationConfig, GlobalRun, agree_on_data
+    from ganforge.federated.site import Site
+
+    files = write_partitions(str(tiny_npz), tmp_path / f"{name}-data", 2, "iid")
+    sites = [Site(str(f), tmp_path / name / f"site-{k}", name=f"site-{k}") for k, f in enumerate(files)]
+    cfg = tiny_config(tiny_npz, *extra)
+    fed = FederationConfig(rounds=rounds, local_steps=3, min_sites=2)
+    data = agree_on_data([s.describe() for s in sites], cfg.model.conditional)
+    return GlobalRun.create(tmp_path / name / "server", cfg, fed, data), sites
+
+
+def fedavg_round(run, sites):
+    """One plain FedAvg round driven directly: -> (logged record, start weights, the sites' results)."""
+    from ganforge.federated.weights import weighted_mean
+
+    start = run.weights()
+    results = [s.train_round(run.fed.id, run.cfg, run.fed.rounds, run.fed.local_steps, start) for s in sites]
+    mean = weighted_mean([r.update for r in results], [r.images for r in results])
+    record = run.finish_round([(r.images, r.metrics) for r in results], 0, 1.0, {}, mean_update=mean)
+    return record, start, results

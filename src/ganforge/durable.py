@@ -48,13 +48,18 @@ def make_dirs(path: Path) -> None:
         fsync_dir(folder.parent)
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Replace a small text file durably: readers see the old or the new text, never a torn one."""
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Replace a file durably: readers see the old or the new content, never a torn one."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as fh:
-        fh.write(text)
+    with open(tmp, "wb") as fh:
+        fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
     fsync_dir(path.parent)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Replace a small text file durably: readers see the old or the new text, never a torn one."""
+    atomic_write_bytes(path, text.encode())

@@ -7,7 +7,7 @@ import warnings
 
 from .. import __version__
 from ..errors import GanforgeError
-from . import audit_cmd, data_cmd, eval_cmd, sample_cmd, train_cmd
+from . import audit_cmd, data_cmd, eval_cmd, federate_cmd, sample_cmd, train_cmd
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     eval_cmd.add_parser(sub)
     data_cmd.add_parser(sub)
     audit_cmd.add_parser(sub)
+    federate_cmd.add_parser(sub)
     return parser
 
 

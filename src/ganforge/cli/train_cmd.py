@@ -38,6 +38,27 @@ FLAG_KEYS = {
 
 def add_parser(sub) -> None:
     p = sub.add_parser("train", help="train a GAN", description="Train a GAN. Options not listed here: --set section.key=value.")
+    p.add_argument("--data", metavar="SOURCE", help="folder, .zip, .npz/.npy, mnist | fashion-mnist | cifar10, or builtin:shapes (default)")
+    p.add_argument("--out", metavar="RUN", help="run folder (default: runs/NNNNN-<data>)")
+    p.add_argument("--resume", metavar="RUN", help="continue the run in this folder from its newest checkpoint")
+    p.add_argument("--limit", type=int, help="use only the first N images")
+    p.add_argument("--max-steps", type=int, help="stop after this many G steps")
+    p.add_argument("--epochs", type=float, help="stop after this many passes over the data")
+    p.add_argument("--max-time", metavar="DURATION", help="stop after this much training time, e.g. 90s, 10m, 2h")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"])
+    p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--sample-every", type=int, help="steps between sample grids")
+    p.add_argument("--eval-every", type=int, help="steps between evaluations (metrics in the log, best weights kept)")
+    add_model_options(p)
+    p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard logs")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
+    p.add_argument("--dry-run", action="store_true", help="print the resolved configuration and exit")
+    p.set_defaults(handler=run)
+
+
+def add_model_options(p) -> None:
+    """The options of what is trained and how (recipe, networks, losses, optimisers, privacy); ganforge
+    federate takes them too."""
     from ..recipes import DEFAULT_RECIPE, RECIPES
 
     p.add_argument("--recipe", metavar="NAME", help=f"preset of options: {', '.join(RECIPES)} (default "
@@ -45,16 +66,9 @@ def add_parser(sub) -> None:
                    "flags")
     p.add_argument("--config", metavar="FILE", help="YAML file with config sections (data, model, loss, reg, "
                    "g_optim, d_optim, train, monitor)")
-    p.add_argument("--data", metavar="SOURCE", help="folder, .zip, .npz/.npy, mnist | fashion-mnist | cifar10, or builtin:shapes (default)")
-    p.add_argument("--out", metavar="RUN", help="run folder (default: runs/NNNNN-<data>)")
-    p.add_argument("--resume", metavar="RUN", help="continue the run in this folder from its newest checkpoint")
     p.add_argument("--resolution", type=int, help="training size (power of two, 16-256; default from the data)")
     p.add_argument("--channels", type=int, help="convert images to this many channels (1-4)")
     p.add_argument("--fit", choices=["auto", "pad", "crop", "resize"], help="how images are brought to the training size")
-    p.add_argument("--limit", type=int, help="use only the first N images")
-    p.add_argument("--max-steps", type=int, help="stop after this many G steps")
-    p.add_argument("--epochs", type=float, help="stop after this many passes over the data")
-    p.add_argument("--max-time", metavar="DURATION", help="stop after this much training time, e.g. 90s, 10m, 2h")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--d-steps", type=int, help="D updates per G update")
     p.add_argument("--optimizer", choices=["adam", "sgd"], help="optimiser for both networks")
@@ -63,11 +77,7 @@ def add_parser(sub) -> None:
                    "hinge, least_squares or relativistic")
     p.add_argument("--g-loss", help="G's loss when several fit D's: nonsaturating (default) or saturating for "
                    "minimax")
-    p.add_argument("--precision", choices=["auto", "fp32", "bf16"])
-    p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--seed", type=int)
-    p.add_argument("--sample-every", type=int, help="steps between sample grids")
-    p.add_argument("--eval-every", type=int, help="steps between evaluations (metrics in the log, best weights kept)")
     p.add_argument("--ema-kimg", type=float, help="half-life of G's weight average in thousands of images (0: off)")
     p.add_argument("--conditional", action="store_true", help="class-conditional G(z, c) and D(x, c); needs labelled "
                    "data (class folders, an npz with labels, or a named set)")
@@ -79,19 +89,15 @@ def add_parser(sub) -> None:
                    "(epsilon is then reported; with --dp-epsilon too, the run stops at that budget)")
     p.add_argument("--dp-max-grad-norm", type=float, metavar="C", help="per-image clipping bound of D's gradient "
                    "(default 1)")
-    p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard logs")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="any option, e.g. --set model.d_norm=group (repeatable)")
-    p.add_argument("--dry-run", action="store_true", help="print the resolved configuration and exit")
-    p.set_defaults(handler=run)
 
 
 def collect_overrides(args: argparse.Namespace) -> list[tuple[str, object]]:
     """Flags and --set pairs as (key, value), in the order they apply."""
     pairs: list[tuple[str, object]] = []
     for flag, key in FLAG_KEYS.items():
-        value = getattr(args, flag)
+        value = getattr(args, flag, None)  # (ganforge federate has only the model options)
         if value is None:
             continue
         if flag == "loss":
@@ -108,9 +114,9 @@ def collect_overrides(args: argparse.Namespace) -> list[tuple[str, object]]:
             pairs.append((key, value))
     if args.conditional:
         pairs.append(("model.conditional", True))
-    if args.tensorboard:
+    if getattr(args, "tensorboard", False):
         pairs.append(("train.tensorboard", True))
-    if args.no_progress:
+    if getattr(args, "no_progress", False):
         pairs.append(("train.progress", False))
     pairs += [parse_override(text) for text in args.overrides]
     return pairs

@@ -17,6 +17,7 @@ from ganforge.data.sources import (
     ImageDataset,
     dataset_info,
     load_dataset,
+    read_arrays,
 )
 
 __all__ = [
@@ -29,4 +30,5 @@ __all__ = [
     "ImageDataset",
     "dataset_info",
     "load_dataset",
+    "read_arrays",
 ]

@@ -72,20 +72,20 @@ def load_dataset(
     if kind in ("folder", "zip"):
         with files.FileSource.open(kind, target, source) as file_source:
             return files.load_files(file_source, source, resolution, channels, fit, max_bad_fraction, limit, progress)
-    if kind in ("npz", "npy"):
-        images, labels, class_names = arrays.read_array_file(target, limit)
-    elif kind == "named":
-        name, split = target
-        images, labels, class_names = named.load_named(name, split, cache_dir, progress)
-        images = arrays.to_nhwc(images[:limit], source)
-        labels = labels[:limit]
-    else:  # builtin
-        count = synthetic.DEFAULT_COUNT if limit is None else limit
-        size = resolution or synthetic.NATIVE_SIZE
-        images, labels = synthetic.make_shapes(count, size)
-        class_names = list(synthetic.SHAPE_CLASSES)
+    images, labels, class_names = _read_arrays(kind, target, source, limit, cache_dir, progress, resolution)
+    if kind == "builtin":
         fit = "pad"  # rendered at the requested size: nothing to fit
     return arrays.from_arrays(images, labels, class_names, source, resolution, channels, fit)
+
+
+def read_arrays(source: str, cache_dir: str | os.PathLike | None = None, progress: bool = True):
+    """An array, named or built-in source as stored, before any fitting: images (N, H, W, C), labels (N,)
+    int64 or None, class names. None for folders and zip archives (their images are files of any size)."""
+    source = str(source)
+    kind, target = _resolve(source)
+    if kind in ("folder", "zip"):
+        return None
+    return _read_arrays(kind, target, source, None, cache_dir, progress)
 
 
 def dataset_info(source: str, cache_dir: str | os.PathLike | None = None, progress: bool = True) -> DataInfo:
@@ -100,20 +100,26 @@ def dataset_info(source: str, cache_dir: str | os.PathLike | None = None, progre
     if kind in ("folder", "zip"):
         with files.FileSource.open(kind, target, source) as file_source:
             return files.inspect_files(file_source, source, progress)
-    if kind in ("npz", "npy"):
-        images, labels, class_names = arrays.read_array_file(target, None)
-    elif kind == "named":
-        images, labels, class_names = named.load_named(*target, cache_dir, progress)
-        images = arrays.to_nhwc(images, source)
-    else:
-        images, labels = synthetic.make_shapes()
-        class_names = list(synthetic.SHAPE_CLASSES)
+    images, labels, class_names = _read_arrays(kind, target, source, None, cache_dir, progress)
     n, h, w, c = images.shape
     classes: dict[str, int] = {}
     if labels is not None and class_names:
         counts = np.bincount(labels, minlength=len(class_names))
         classes = {class_names[i]: int(k) for i, k in enumerate(counts)}
     return DataInfo(source, n, Counter({(h, w): n}), Counter({c: n}), classes, [])
+
+
+def _read_arrays(kind, target, source, limit, cache_dir, progress, resolution=None):
+    """The arrays of an npz/npy, named or built-in source (built-in ones rendered at ``resolution``)."""
+    if kind in ("npz", "npy"):
+        return arrays.read_array_file(target, limit)
+    if kind == "named":
+        name, split = target
+        images, labels, class_names = named.load_named(name, split, cache_dir, progress)
+        return arrays.to_nhwc(images[:limit], source), labels[:limit], class_names
+    count = synthetic.DEFAULT_COUNT if limit is None else limit
+    images, labels = synthetic.make_shapes(count, resolution or synthetic.NATIVE_SIZE)
+    return images, labels, list(synthetic.SHAPE_CLASSES)
 
 
 # ---------------------------------------------------------------------------
@@ -180,4 +186,5 @@ __all__ = [
     "convert_channels",
     "dataset_info",
     "load_dataset",
+    "read_arrays",
 ]

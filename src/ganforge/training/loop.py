@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 
-from .. import __version__
 from ..config import Config
 from ..data import ImageDataset, load_dataset
 from ..errors import ConfigError, GanforgeError
@@ -29,7 +28,7 @@ from .data_order import EpochOrder
 from .health import HealthGuard
 from .logging import RunLogger
 from .prepare import check_saved_config, count_classes, data_fingerprint, fit_batch_to_data
-from .run_checkpoints import RunCheckpoints
+from .run_checkpoints import RunCheckpoints, network_meta
 from .runtime import Precision, resolve_device, resolve_precision
 from .state import TrainState
 from .stopping import StopRules
@@ -315,18 +314,10 @@ class Trainer:
 
     def _meta(self, fmt: str) -> dict[str, Any]:
         """The JSON beside each saved network: enough to rebuild and sample it."""
-        return {
-            "format": fmt,
-            "arch": self.cfg.model.arch,
-            "model": self.model_cfg.to_dict(),
-            "geometry": self.dataset.geometry.to_dict(),
-            "class_names": list(self.dataset.class_names),
-            # the data's class proportions, for sampling with --classes data (a private run: the released ones)
-            "class_counts": self.private.class_counts if self.private is not None else self.class_counts,
-            "step": self.step,
-            "ganforge_version": __version__,
-            **({"privacy": self.private.summary()} if self.private is not None else {}),
-        }
+        # the data's class proportions, for sampling with --classes data (a private run: the released ones)
+        counts = self.private.class_counts if self.private is not None else self.class_counts
+        return network_meta(fmt, self.cfg.model.arch, self.model_cfg, self.dataset.geometry, self.dataset.class_names,
+                            counts, self.step, self.private.summary() if self.private is not None else None)
 
     def save_checkpoint(self) -> Path | None:
         """Write a checkpoint unless the weights are no longer finite (the last good one stays the newest)."""

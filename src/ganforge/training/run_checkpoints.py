@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
+from .. import __version__
 from ..errors import GanforgeError
 from ..runs import GENERATOR_FORMAT
 from .checkpoint import latest_checkpoint, load_network_weights, load_state, save_best, save_checkpoint
@@ -18,6 +19,22 @@ from .monitor import weights_finite
 from .state import TrainState
 
 DISCRIMINATOR_FORMAT = "ganforge.discriminator/1"
+
+
+def network_meta(fmt: str, arch: str, model_cfg, geometry, class_names, class_counts, step: int,
+                 privacy: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The JSON beside each saved network: enough to rebuild and sample it (see ganforge.sampling)."""
+    return {
+        "format": fmt,
+        "arch": arch,
+        "model": model_cfg.to_dict(),
+        "geometry": geometry.to_dict(),
+        "class_names": list(class_names),
+        "class_counts": class_counts,  # images per class, for sampling with --classes data
+        "step": step,
+        "ganforge_version": __version__,
+        **({"privacy": privacy} if privacy is not None else {}),
+    }
 
 
 class RunCheckpoints:

@@ -1,0 +1,387 @@
+"""The Flower ServerApp and ClientApp of a ganforge federation.
+
+Messages use Flower's legacy fit format (``FitIns`` / ``FitRes``), which its SecAgg+ workflow
+speaks. A run goes:
+
+1. the server asks every site to describe its data (``get_properties``: geometry and class names,
+   never an image) and builds the global networks (:class:`~ganforge.federated.server.GlobalRun`),
+   or resumes them from its newest checkpoint;
+2. each round, every connected site gets the global weights, the configuration, the round and
+   the local step count, trains (:class:`~ganforge.federated.site.Site`) and answers with the
+   change of its weights and the images its D saw; the server averages the changes weighted by
+   images (FedAvg over G, D and G's average: the FedGAN scheme) and saves the round. Sites that
+   do not answer within ``round_timeout`` or fail are left out of the round, which goes on when at
+   least ``min_sites`` answered.
+
+Aggregation, by ``federation.json``:
+
+* plain: the server sees each site's update;
+* ``secure_aggregation``: Flower's SecAgg+ (``SecAggPlusWorkflow`` on the server,
+  ``secaggplus_mod`` at the sites): each site's update is clipped to ``clipping_range``, quantised
+  to ``quantization_range`` levels and masked; the server learns only the weighted sum;
+* ``he="ckks"``: sites encrypt their weighted weights under a CKKS key the server never holds
+  (:mod:`ganforge.federated.he`); the server adds ciphertexts and sends the encrypted sum back,
+  which each site decrypts at the start of the next round. The server's checkpoints then hold the
+  encrypted aggregate only (``ganforge federate decrypt`` turns it into a run with the key).
+
+Traffic is counted at the server on what it sends and receives (array payloads and byte fields),
+per round, in ``metrics.jsonl``.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+import flwr.compat.common.recorddict_compat as compat
+from flwr.app import ConfigRecord, Context, Message, RecordDict
+from flwr.app.message_type import MessageType
+from flwr.client import Client
+from flwr.client.mod import secaggplus_mod
+from flwr.clientapp import ClientApp
+from flwr.common import (Code, FitIns, FitRes, GetPropertiesIns, GetPropertiesRes, Parameters, Status,
+                         ndarrays_to_parameters, parameters_to_ndarrays)
+from flwr.common.constant import MessageTypeLegacy
+from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS
+from flwr.serverapp import Grid, ServerApp
+
+from ..config import Config
+from ..errors import GanforgeError
+from .server import FEDERATION_FILE, FederationConfig, GlobalRun, agree_on_data
+from .site import Site
+
+log = logging.getLogger("flwr.ganforge")  # under Flower's logger: its handlers stream it with the run's log
+CKKS = "ckks"
+
+
+# ---------------------------------------------------------------------------- traffic
+
+
+def payload_bytes(content: RecordDict) -> int:
+    """Bytes of a message's arrays and byte/string fields (its payload, without framing)."""
+    total = sum(len(array.data) for record in content.array_records.values() for array in record.values())
+    for record in content.config_records.values():
+        for value in record.values():
+            items = value if isinstance(value, list) else [value]
+            total += sum(len(v) if isinstance(v, (bytes, str)) else 8 for v in items)
+    return total
+
+
+class CountingGrid:
+    """A Grid that counts the payload bytes it sends and receives, and polls for replies every
+    ``POLL_SECONDS`` (Flower's own loop waits 3 s between polls; rounds of small models, and SecAgg+'s
+    four exchanges per round, would mostly wait). The rest is the wrapped grid's."""
+
+    POLL_SECONDS = 0.25
+
+    def __init__(self, grid: Grid):
+        self._grid, self.sent, self.received = grid, 0, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._grid, name)
+
+    def send_and_receive(self, messages: Iterable[Message], *, timeout: float | None = None) -> list[Message]:
+        messages = list(messages)
+        self.sent += sum(payload_bytes(m.content) for m in messages)
+        pending = set(self._grid.push_messages(messages))
+        deadline = None if timeout is None else time.monotonic() + timeout
+        replies: list[Message] = []
+        while pending and (deadline is None or time.monotonic() < deadline):
+            pulled = list(self._grid.pull_messages(pending))
+            replies += pulled
+            pending -= {m.metadata.reply_to_message_id for m in pulled}
+            if pending:
+                time.sleep(self.POLL_SECONDS)
+        self.received += sum(payload_bytes(m.content) for m in replies if m.has_content())
+        return replies
+
+
+# ---------------------------------------------------------------------------- server
+
+
+app = ServerApp()
+
+
+@app.main()
+def server_main(grid: Grid, context: Context) -> None:
+    """The federation's rounds, for the run folder named in the run config (``run-dir``)."""
+    serve(grid, context, Path(str(context.run_config["run-dir"])))
+
+
+def wait_for_sites(grid: Grid, count: int, timeout: float) -> list[int]:
+    """The connected sites' node ids once at least ``count`` are connected."""
+    deadline = time.monotonic() + timeout
+    while True:
+        nodes = sorted(grid.get_node_ids())
+        if len(nodes) >= count:
+            return nodes
+        if time.monotonic() > deadline:
+            raise GanforgeError(f"only {len(nodes)} of the {count} sites needed connected within {timeout:.0f} s")
+        time.sleep(1.0)
+
+
+def describe_sites(grid: Grid, nodes: list[int], timeout: float) -> list[dict[str, Any]]:
+    """Each site's description of its data (see Site.describe)."""
+    content = compat.getpropertiesins_to_recorddict(GetPropertiesIns({}))
+    messages = [Message(content=content, dst_node_id=node, message_type=MessageTypeLegacy.GET_PROPERTIES,
+                        group_id="describe") for node in nodes]
+    answers = []
+    for reply in grid.send_and_receive(messages, timeout=timeout):
+        if reply.has_content():
+            props = compat.recorddict_to_getpropertiesres(reply.content).properties
+            answers.append(json.loads(str(props["description"])))
+        else:
+            log.warning("a site did not describe its data: %s", reply.error.reason)
+    return answers
+
+
+def serve(grid: Grid, context: Context, run_dir: Path) -> GlobalRun:
+    """Run (or resume) the federation in ``run_dir`` to its last round."""
+    fed = FederationConfig.load(run_dir / FEDERATION_FILE).check()
+    nodes = wait_for_sites(grid, fed.min_sites, fed.round_timeout)
+    if (run_dir / "checkpoints").is_dir():
+        run = GlobalRun.resume(run_dir)
+        log.info("resuming %s after round %d of %d", run_dir, run.round, fed.rounds)
+    else:
+        cfg = Config.load(run_dir / "config.json")
+        answers = describe_sites(CountingGrid(grid), nodes, fed.round_timeout)
+        run = GlobalRun.create(run_dir, cfg, fed, agree_on_data(answers, cfg.model.conditional))
+    aggregator = make_aggregator(run, context)
+    while not run.finished:
+        nodes = wait_for_sites(grid, fed.min_sites, fed.round_timeout)
+        counting = CountingGrid(grid)
+        start = time.perf_counter()
+        result = aggregator(counting, nodes)
+        seconds = time.perf_counter() - start
+        if len(result.reports) < fed.min_sites:
+            raise GanforgeError(f"round {run.round + 1}: {len(result.reports)} site(s) answered, fewer than the "
+                                f"{fed.min_sites} needed; resume the federation when the sites are back")
+        traffic = {"bytes_down": counting.sent, "bytes_up": counting.received}
+        record = run.finish_round(result.reports, result.failures, seconds, traffic, mean_update=result.mean_update,
+                                  encrypted=result.encrypted)
+        log.info("round %d/%d: %d site(s), %d failure(s), %.1f s, loss_d %.3f loss_g %.3f", record["round"],
+                 fed.rounds, record["sites"], record["failures"], seconds, record.get("loss_d", float("nan")),
+                 record.get("loss_g", float("nan")))
+    return run
+
+
+class RoundResult:
+    def __init__(self, reports, failures, mean_update=None, encrypted=None):
+        self.reports: list[tuple[int, dict[str, float]]] = reports  # (images, metrics) per answering site
+        self.failures: int = failures
+        self.mean_update: list[np.ndarray] | None = mean_update  # the sites' weighted mean change
+        self.encrypted: list[bytes] | None = encrypted  # CKKS: the encrypted sum, which the server cannot read
+
+
+def fit_instructions(run: GlobalRun, parameters: Parameters) -> FitIns:
+    fed = run.fed
+    return FitIns(parameters, {"round": run.round + 1, "rounds": fed.rounds, "local_steps": fed.local_steps,
+                               "config": json.dumps(run.cfg.to_dict()), "he": fed.he or "", "federation": fed.id})
+
+
+def _split_replies(replies: list[Message]) -> tuple[list[FitRes], int]:
+    results, failures = [], 0
+    for reply in replies:
+        if not reply.has_content():
+            log.warning("a site failed this round: %s", reply.error.reason)
+            failures += 1
+            continue
+        res = compat.recorddict_to_fitres(reply.content, keep_input=False)
+        if res.status.code != Code.OK:
+            log.warning("a site failed this round: %s", res.status.message)
+            failures += 1
+        else:
+            results.append(res)
+    return results, failures
+
+
+def make_aggregator(run: GlobalRun, context: Context) -> Callable[[Grid, list[int]], RoundResult]:
+    fed = run.fed
+    if fed.secure_aggregation:
+        return lambda grid, nodes: secure_round(run, context, grid, nodes)
+    if fed.he == CKKS:
+        return EncryptedRounds(run).round
+    return lambda grid, nodes: plain_round(run, grid, nodes)
+
+
+def send_fit(run: GlobalRun, grid: Grid, nodes: list[int], parameters: Parameters) -> tuple[list[FitRes], int]:
+    content = compat.fitins_to_recorddict(fit_instructions(run, parameters), keep_input=True)
+    messages = [Message(content=content, dst_node_id=node, message_type=MessageType.TRAIN,
+                        group_id=str(run.round + 1)) for node in nodes]
+    replies = list(grid.send_and_receive(messages, timeout=run.fed.round_timeout))
+    results, failures = _split_replies(replies)
+    return results, failures + len(nodes) - len(replies)
+
+
+def plain_round(run: GlobalRun, grid: Grid, nodes: list[int]) -> RoundResult:
+    """FedAvg in the clear: the images-weighted mean of the sites' updates."""
+    from .weights import weighted_mean
+
+    results, failures = send_fit(run, grid, nodes, ndarrays_to_parameters(run.weights()))
+    reports = [(res.num_examples, dict(res.metrics)) for res in results]
+    if not results:
+        return RoundResult(reports, failures)
+    mean = weighted_mean([parameters_to_ndarrays(res.parameters) for res in results],
+                         [res.num_examples for res in results])
+    return RoundResult(reports, failures, mean_update=mean)
+
+
+def secure_round(run: GlobalRun, context: Context, grid: Grid, nodes: list[int]) -> RoundResult:
+    """One round through Flower's SecAgg+ workflow: only the weighted mean of the updates is revealed."""
+    from flwr.server import ServerConfig
+    from flwr.server.client_manager import SimpleClientManager
+    from flwr.server.compat import LegacyContext
+    from flwr.server.compat.grid_client_proxy import GridClientProxy
+    from flwr.server.workflow import SecAggPlusWorkflow
+    from flwr.server.workflow.constant import MAIN_CONFIGS_RECORD, MAIN_PARAMS_RECORD, Key
+
+    fed = run.fed
+    strategy = _OneSecureRound(fit_instructions(run, ndarrays_to_parameters(run.weights())))
+    manager = SimpleClientManager()
+    for node in nodes:
+        manager.register(GridClientProxy(node, grid, context.run_id))
+    legacy = LegacyContext(context, config=ServerConfig(num_rounds=1), strategy=strategy, client_manager=manager)
+    legacy.state.config_records[MAIN_CONFIGS_RECORD] = ConfigRecord({Key.CURRENT_ROUND: run.round + 1})
+    legacy.state.array_records[MAIN_PARAMS_RECORD] = compat.parameters_to_arrayrecord(
+        ndarrays_to_parameters(run.weights()), keep_input=True)
+    max_images = 2 * fed.local_steps * run.cfg.train.d_steps * run.cfg.train.batch_size  # Poisson batches vary
+    shares = int(fed.shares) if fed.shares > 1 else float(fed.shares)
+    threshold = int(fed.threshold) if fed.threshold > 1 else float(fed.threshold)
+    workflow = SecAggPlusWorkflow(shares, threshold, max_weight=float(max_images), clipping_range=fed.clipping_range,
+                                  quantization_range=int(fed.quantization_range), timeout=fed.round_timeout)
+    workflow(grid, legacy)
+    reports = [(res.num_examples, dict(res.metrics)) for res in strategy.results]
+    failures = len(nodes) - len(reports)
+    if strategy.aggregate is None:
+        return RoundResult([], failures)
+    return RoundResult(reports, failures, mean_update=parameters_to_ndarrays(strategy.aggregate))
+
+
+class EncryptedRounds:
+    """CKKS rounds: the server adds the sites' ciphertexts and sends the sum back with the next round."""
+
+    def __init__(self, run: GlobalRun):
+        from . import he
+
+        if not run.fed.he_context:
+            raise GanforgeError("--he ckks needs the server key (federation.json he_context; ganforge federate keygen)")
+        self.run, self.ctx = run, he.load_context(run.fed.he_context)
+        self.aggregate = run.latest_encrypted()  # None before the first round: the initial weights are public
+
+    def round(self, grid: Grid, nodes: list[int]) -> RoundResult:
+        from . import he
+
+        run = self.run
+        params = (Parameters(self.aggregate, CKKS) if self.aggregate is not None
+                  else ndarrays_to_parameters(run.weights()))
+        results, failures = send_fit(run, grid, nodes, params)
+        reports = [(res.num_examples, dict(res.metrics)) for res in results]
+        if not results:
+            return RoundResult(reports, failures)
+        self.aggregate = he.add_ciphertexts(self.ctx, [res.parameters.tensors for res in results])
+        return RoundResult(reports, failures, encrypted=self.aggregate)
+
+
+def _secure_strategy_base():
+    from flwr.server.strategy import Strategy
+
+    return Strategy
+
+
+class _OneSecureRound(_secure_strategy_base()):
+    """The legacy strategy SecAgg+ drives: every sampled site gets ``fitins``; keeps the aggregate."""
+
+    def __init__(self, fitins: FitIns):
+        self.fitins, self.aggregate, self.results = fitins, None, []
+
+    def initialize_parameters(self, client_manager):
+        return None
+
+    def configure_fit(self, server_round, parameters, client_manager):
+        return [(proxy, self.fitins) for proxy in client_manager.all().values()]
+
+    def aggregate_fit(self, server_round, results, failures):
+        # SecAgg+ hands every result the same parameters: the weighted mean it reconstructed
+        self.results = [res for _, res in results]
+        self.aggregate = self.results[0].parameters if self.results else None
+        return self.aggregate, {}
+
+    def configure_evaluate(self, server_round, parameters, client_manager):
+        return []
+
+    def aggregate_evaluate(self, server_round, results, failures):
+        return None, {}
+
+    def evaluate(self, server_round, parameters):
+        return None
+
+
+# ---------------------------------------------------------------------------- site
+
+
+class SiteClient(Client):
+    """A site as Flower's legacy client: describe the data, train a round."""
+
+    def __init__(self, site: Site, he_key: str | None = None):
+        self.site, self.he_key = site, he_key
+
+    def get_properties(self, ins: GetPropertiesIns) -> GetPropertiesRes:
+        return GetPropertiesRes(Status(Code.OK, ""), {"description": json.dumps(self.site.describe())})
+
+    def fit(self, ins: FitIns) -> FitRes:
+        c = ins.config
+        cfg = Config.from_dict(json.loads(str(c["config"])))
+        plan = (str(c["federation"]), cfg, int(c["rounds"]), int(c["local_steps"]))
+        if c.get("he") == CKKS:
+            return self._fit_encrypted(plan, ins.parameters)
+        result = self.site.train_round(*plan, parameters_to_ndarrays(ins.parameters))
+        return FitRes(Status(Code.OK, ""), ndarrays_to_parameters(result.update), result.images, result.metrics)
+
+    def _fit_encrypted(self, plan: tuple, parameters: Parameters) -> FitRes:
+        """Decrypt the global weights (plain in the first round), train, encrypt [n * w, n]."""
+        from . import he
+        from .weights import add
+
+        if not self.he_key:
+            raise GanforgeError("this federation encrypts its updates: start the site with --he-key site.key")
+        ctx = he.load_context(self.he_key)
+        start: list[np.ndarray] = []
+
+        def global_weights(template: list[np.ndarray]) -> list[np.ndarray]:
+            if parameters.tensor_type == CKKS:
+                length = sum(a.size for a in template) + 1
+                start.extend(he.unpack_weights(he.decrypt(ctx, parameters.tensors, length), template))
+            else:
+                start.extend(parameters_to_ndarrays(parameters))
+            return start
+
+        result = self.site.train_round(*plan, global_weights)
+        chunks = he.encrypt(ctx, he.pack_weights(add(start, result.update), result.images))
+        return FitRes(Status(Code.OK, ""), Parameters(chunks, CKKS), result.images, result.metrics)
+
+
+def site_from_context(context: Context) -> Site:
+    node = context.node_config
+    if "data" not in node or "work" not in node:
+        raise GanforgeError("a site needs --node-config 'data=\"SOURCE\" work=\"FOLDER\"' (ganforge federate site)")
+    return Site(str(node["data"]), str(node["work"]), name=str(node.get("name") or "") or None,
+                cache_dir=str(node["cache-dir"]) if node.get("cache-dir") else None)
+
+
+def secure_if_asked(msg: Message, context: Context, call_next):
+    """SecAgg+ for the messages of a secure round (they carry its configuration), plain fit otherwise."""
+    if msg.metadata.message_type == MessageType.TRAIN and RECORD_KEY_CONFIGS in msg.content.config_records:
+        return secaggplus_mod(msg, context, call_next)
+    return call_next(msg, context)
+
+
+def _client_fn(context: Context):
+    he_key = context.node_config.get("he-key")
+    return SiteClient(site_from_context(context), str(he_key) if he_key else None).to_client()
+
+
+client_app = ClientApp(client_fn=_client_fn, mods=[secure_if_asked])

@@ -1,0 +1,163 @@
+"""CKKS homomorphic encryption of the sites' updates (TenSEAL): the server adds ciphertexts it cannot read.
+
+Keys. ``ganforge federate keygen DIR`` writes ``DIR/site.key`` (the CKKS context with its secret
+key: every site gets a copy, out of band; the server never does) and ``DIR/server.key`` (the same
+context without the secret key: enough to add ciphertexts, not to decrypt them).
+
+A round. Site i encrypts the vector [n_i * w_i, n_i] (its weights after the round times the images
+its D saw, then that count), cut into chunks of one ciphertext each. The server adds the sites'
+ciphertexts chunk by chunk and sends the encrypted sum back with the next round; each site
+decrypts it and divides by the last entry: sum_i n_i w_i / sum_i n_i, the FedAvg weights. Whole
+weights travel (not changes), so a site that missed a round can still decrypt the next one.
+
+Parameters and size. Only additions are computed, so the modulus chain needs no rescaling level:
+poly modulus degree 8192 (4,096 slots per ciphertext, 128-bit security for a total modulus up to
+218 bits) with two 60-bit primes and scale 2^40, whose ~20 bits of headroom hold sums of
+n_i * w_i for any realistic n_i and weights. Symmetric (secret-key) encryption lets SEAL store
+half of each fresh ciphertext as a seed, so an upload is 2 x 8192 x 60/8 bytes per 4,096 values
+(about 30 B per value, 7.5x float32; the sum the server returns is a full ciphertext, about 2x
+that). The usual parameters (degree 8192 with a [60, 40, 40, 60] chain, public-key encryption)
+take about 81 MB per million values.
+"""
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from . import require_tenseal
+
+POLY_DEGREE = 8192
+COEFF_BITS = [60, 60]
+SCALE_BITS = 40
+SLOTS = POLY_DEGREE // 2
+SITE_KEY, SERVER_KEY = "site.key", "server.key"
+
+
+def keygen(folder: str | Path) -> tuple[Path, Path]:
+    """Write a new key pair: (site key with the secret, server key without it)."""
+    require_tenseal()
+    import tenseal as ts
+
+    ctx = ts.context(ts.SCHEME_TYPE.CKKS, poly_modulus_degree=POLY_DEGREE, coeff_mod_bit_sizes=COEFF_BITS,
+                     encryption_type=ts.ENCRYPTION_TYPE.SYMMETRIC)
+    ctx.global_scale = 2 ** SCALE_BITS
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    site, server = folder / SITE_KEY, folder / SERVER_KEY
+    site.write_bytes(ctx.serialize(save_secret_key=True))
+    site.chmod(0o600)
+    server.write_bytes(ctx.serialize(save_secret_key=False))
+    return site, server
+
+
+def load_context(path: str | Path):
+    require_tenseal()
+    import tenseal as ts
+
+    try:
+        return ts.context_from(Path(path).read_bytes())
+    except (OSError, ValueError) as exc:
+        from ..errors import GanforgeError
+
+        raise GanforgeError(f"cannot read the CKKS key {path}: {exc}") from None
+
+
+def encrypt(ctx, vector: np.ndarray) -> list[bytes]:
+    """A float vector as serialised ciphertexts of SLOTS values each."""
+    import tenseal as ts
+
+    return [ts.ckks_vector(ctx, vector[i:i + SLOTS].tolist()).serialize() for i in range(0, len(vector), SLOTS)]
+
+
+def decrypt(ctx, chunks: Sequence[bytes], length: int) -> np.ndarray:
+    import tenseal as ts
+
+    out = np.concatenate([np.asarray(ts.ckks_vector_from(ctx, c).decrypt()) for c in chunks])
+    return out[:length]
+
+
+def add_ciphertexts(ctx, uploads: Sequence[Sequence[bytes]]) -> list[bytes]:
+    """Chunk-wise sum of the sites' ciphertexts (needs no secret key)."""
+    import tenseal as ts
+
+    if len({len(u) for u in uploads}) != 1:
+        raise ValueError("the sites sent different numbers of ciphertexts")
+    sums = []
+    for chunks in zip(*uploads):
+        total = ts.ckks_vector_from(ctx, chunks[0])
+        for c in chunks[1:]:
+            total += ts.ckks_vector_from(ctx, c)
+        sums.append(total.serialize())
+    return sums
+
+
+def pack_weights(arrays: Sequence[np.ndarray], images: int) -> np.ndarray:
+    """[images * w..., images] as one float64 vector."""
+    return np.concatenate([np.float64(images) * np.concatenate([a.ravel() for a in arrays]), [float(images)]])
+
+
+def unpack_weights(vector: np.ndarray, like: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """The weighted mean from a decrypted sum [sum n_i w_i..., sum n_i], shaped as ``like``."""
+    flat = vector[:-1] / vector[-1]
+    out, offset = [], 0
+    for a in like:
+        out.append(flat[offset:offset + a.size].reshape(a.shape).astype(np.float32))
+        offset += a.size
+    return out
+
+
+def write_chunks(path: Path, chunks: Sequence[bytes]) -> None:
+    """Ciphertexts in one file: a count, then each length-prefixed (no pickle)."""
+    from ..durable import atomic_write_bytes
+
+    parts = [struct.pack("<Q", len(chunks))] + [struct.pack("<Q", len(c)) + c for c in chunks]
+    atomic_write_bytes(path, b"".join(parts))
+
+
+def read_chunks(path: Path) -> list[bytes]:
+    data = path.read_bytes()
+    (count,), offset, chunks = struct.unpack_from("<Q", data), 8, []
+    for _ in range(count):
+        (size,) = struct.unpack_from("<Q", data, offset)
+        chunks.append(data[offset + 8:offset + 8 + size])
+        offset += 8 + size
+    return chunks
+
+
+def decrypt_run(run_dir: Path, key: Path, out: Path) -> Path:
+    """A CKKS federation's newest encrypted aggregate, decrypted with the site key, as an ordinary run
+    folder at ``out`` (checkpoint, samples, the server's config and metrics)."""
+    import dataclasses
+    import shutil
+
+    from ..config import Config
+    from ..errors import GanforgeError
+    from ..runs import latest_checkpoint, read_network_meta
+    from .server import FEDERATION_FILE, FederationConfig, GlobalRun
+
+    fed = FederationConfig.load(run_dir / FEDERATION_FILE)
+    source = GlobalRun.resume(run_dir)
+    chunks = source.latest_encrypted()
+    if chunks is None:
+        raise GanforgeError(f"{run_dir} holds no encrypted round yet")
+    ctx = load_context(key)
+    if not ctx.has_secret_key():
+        raise GanforgeError(f"{key} holds no secret key: decrypting needs the site key, not the server's")
+    template = source.weights()
+    mean = unpack_weights(decrypt(ctx, chunks, sum(a.size for a in template) + 1), template)
+    meta = read_network_meta(latest_checkpoint(run_dir), "generator")
+    plain = GlobalRun.create(out, Config.load(run_dir / "config.json"), dataclasses.replace(fed, he=None,
+                             he_context=None), {"geometry": meta["geometry"], "class_names": meta["class_names"]})
+    shutil.copyfile(run_dir / "metrics.jsonl", out / "metrics.jsonl")
+    plain.round, plain.images, plain.elapsed, plain.privacy = (source.round, source.images, source.elapsed,
+                                                               source.privacy)
+    from . import weights
+
+    weights.load_arrays(plain.state.networks(), mean)
+    if plain.state.ema is not None:
+        plain.state.ema.stale = plain.state.ema.has_batchnorm
+    plain.save()
+    return out

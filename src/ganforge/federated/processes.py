@@ -1,0 +1,142 @@
+"""Flower's deployment runtime as processes: a SuperLink, SuperNodes and the submitted run.
+
+The server machine runs a SuperLink (``flower-superlink``: the sites connect to it over HTTP) and
+submits the federation to it with ``flwr run`` (the ganforge Flower App in
+``ganforge/federated/flower``); the SuperLink starts the ServerApp, which drives the rounds. Each
+site runs a SuperNode (``flower-supernode``) that starts the ClientApp for every message. Flower's
+own state (its database, the app it unpacked, the connection the ``flwr`` command uses) lives in
+``FLWR_HOME``, a ``.flower`` folder in the run or site folder, never in the user's home.
+
+Every child gets its own process group, so stopping it also stops the ClientApp or ServerApp it
+started; :class:`ProcessGroup` stops them all on exit, Ctrl-C included.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import IO, Sequence
+
+from ..errors import GanforgeError
+
+APP_DIR = Path(__file__).with_name("flower")  # the Flower App that `flwr run` submits
+CONNECTION = "ganforge"  # the SuperLink connection the run is submitted through
+STOP_GRACE = 10.0  # seconds between SIGTERM and SIGKILL
+
+
+def flower_env(home: Path) -> dict[str, str]:
+    """The environment of a Flower process: its own FLWR_HOME, and this Python's scripts first on PATH
+    (the SuperLink and SuperNodes start ``flower-superexec``, ``flwr-serverapp`` and ``flwr-clientapp``)."""
+    home.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env["FLWR_HOME"] = str(home.resolve())
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    env.setdefault("FLWR_SUPEREXEC_TASK_POLL_INTERVAL", "0.2")  # start each ServerApp/ClientApp task sooner than 1 s
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_listening(host: str, port: int, timeout: float, process: subprocess.Popen | None = None,
+                   what: str = "the SuperLink", log: Path | None = None) -> None:
+    """Wait until something accepts connections on host:port (or the process exits: an error)."""
+    deadline = time.monotonic() + timeout
+    connect_host = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise GanforgeError(f"{what} exited with code {process.returncode}" + (f"; see {log}" if log else ""))
+        try:
+            with socket.create_connection((connect_host, port), timeout=1.0):
+                return
+        except OSError:
+            time.sleep(0.3)
+    raise GanforgeError(f"{what} did not start listening on {host}:{port} within {timeout:.0f} s"
+                        + (f"; see {log}" if log else ""))
+
+
+def write_connection(home: Path, address: str) -> None:
+    """The ``flwr`` command's connection to the local SuperLink (FLWR_HOME/config.toml)."""
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "config.toml").write_text(
+        f'[superlink]\ndefault = "{CONNECTION}"\n\n[superlink.{CONNECTION}]\naddress = "{address}"\ninsecure = true\n')
+
+
+class ProcessGroup:
+    """Child processes started together and stopped together (SIGTERM to each group, then SIGKILL)."""
+
+    def __init__(self):
+        self.processes: list[subprocess.Popen] = []
+        self._logs: list[IO] = []
+
+    def start(self, args: Sequence[str], env: dict[str, str], log: Path | None = None) -> subprocess.Popen:
+        out = None
+        if log is not None:
+            log.parent.mkdir(parents=True, exist_ok=True)
+            out = open(log, "ab")
+            self._logs.append(out)
+        process = subprocess.Popen(list(args), env=env, stdout=out, stderr=subprocess.STDOUT if out else None,
+                                   start_new_session=True)
+        self.processes.append(process)
+        return process
+
+    def stop(self, process: subprocess.Popen, grace: float = STOP_GRACE) -> None:
+        if process.poll() is not None:
+            return
+        _signal_group(process, signal.SIGTERM)
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            _signal_group(process, signal.SIGKILL)
+            process.wait()
+
+    def kill(self, process: subprocess.Popen) -> None:
+        """Stop at once (as a crash would), the processes it started included."""
+        _signal_group(process, signal.SIGKILL)
+        process.wait()
+
+    def stop_all(self) -> None:
+        for process in reversed(self.processes):
+            self.stop(process)
+        for fh in self._logs:
+            fh.close()
+
+    def __enter__(self) -> "ProcessGroup":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop_all()
+
+
+def _signal_group(process: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(process.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def superlink_args(home: Path, host: str, port: int) -> list[str]:
+    return ["flower-superlink", "--insecure", "--host", host, "--port", str(port),
+            "--database", str(home / "state.db")]
+
+
+def supernode_args(superlink: str, port: int, data: str, work: Path, name: str | None = None,
+                   he_key: str | None = None, cache_dir: str | None = None) -> list[str]:
+    """A SuperNode serving one site: its data and work folder go to the ClientApp as node config."""
+    node = {"data": data, "work": str(Path(work).resolve()), "name": name, "he-key": he_key, "cache-dir": cache_dir}
+    config = " ".join(f'{k}="{v}"' for k, v in node.items() if v)
+    return ["flower-supernode", "--insecure", "--superlink", superlink, "--port", str(port), "--node-config", config]
+
+
+def submit_args(run_dir: Path) -> list[str]:
+    """``flwr run`` of the ganforge app for the federation in ``run_dir``, following its log."""
+    return ["flwr", "run", str(APP_DIR), CONNECTION, "--run-config", f'run-dir="{Path(run_dir).resolve()}"',
+            "--stream"]

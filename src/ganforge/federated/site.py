@@ -1,0 +1,123 @@
+"""One site of a federation: local training on its own images between two aggregations.
+
+A site is a run folder of its own (``WORK/<federation id>``) on its own data, trained by the ordinary
+:class:`~ganforge.training.loop.Trainer`: at each round it loads the global weights into G, D and
+G's average, takes ``local_steps`` G steps (each after ``train.d_steps`` D steps) on its images,
+saves its checkpoint (optimiser moments, counters, random streams and, for a private run, the
+accountant stay at the site from round to round) and hands back the change of its weights and the
+number of images its D saw. Its images never leave it. Nothing here knows about the network:
+:mod:`ganforge.federated.flower_app` carries the arrays.
+
+The site's configuration is the server's, with the site's own data, seed and step limit
+(``rounds x local_steps``, so that a private site plans its noise for the whole federation).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from ..config import Config
+from ..data import ImageDataset, load_dataset
+from ..errors import GanforgeError
+from . import weights
+
+
+@dataclass
+class RoundResult:
+    update: list[np.ndarray]  # local minus global weights, in weights.to_arrays order
+    images: int  # real images D saw this round (the aggregation weight)
+    metrics: dict[str, float | str]  # mean losses, seconds; a private site: epsilon and its summary (JSON)
+
+
+def site_seed(seed: int, name: str) -> int:
+    """A site's own seed from the federation's seed and its name (sites must not draw the same noise)."""
+    return int.from_bytes(hashlib.blake2b(f"{seed}:site:{name}".encode(), digest_size=4).digest(), "little")
+
+
+class Site:
+    """Local training of one site on ``data`` (any ganforge source), its state kept in ``work``."""
+
+    def __init__(self, data: str, work: str | Path, name: str | None = None, cache_dir: str | None = None):
+        self.data_source, self.work = str(data), Path(work)
+        self.name = name or self.work.resolve().name
+        self.cache_dir = cache_dir
+        self._datasets: dict[tuple, ImageDataset] = {}  # by (resolution, channels)
+
+    def run_dir(self, federation: str) -> Path:
+        """This site's run in federation ``federation`` (a site may take part in several)."""
+        return self.work / federation
+
+    def dataset(self, resolution: int | None = None, channels: int | None = None) -> ImageDataset:
+        key = (resolution, channels)
+        if key not in self._datasets:
+            self._datasets[key] = load_dataset(self.data_source, resolution=resolution, channels=channels,
+                                               cache_dir=self.cache_dir, progress=False)
+        return self._datasets[key]
+
+    def describe(self) -> dict[str, Any]:
+        """What the server needs to build the networks: the data's geometry and classes (no image)."""
+        data = self.dataset()
+        return {"geometry": data.geometry.to_dict(), "class_names": list(data.class_names), "images": len(data)}
+
+    def config(self, server_cfg: Config, rounds: int, local_steps: int) -> Config:
+        """The server's configuration made this site's."""
+        cfg = Config.from_dict(server_cfg.to_dict())
+        cfg.data.source = self.data_source
+        cfg.data.limit = None
+        t = cfg.train
+        t.max_steps, t.max_epochs, t.max_time = rounds * local_steps, None, None
+        t.seed = site_seed(t.seed, self.name)
+        t.progress, t.tensorboard, t.eval_every, t.sample_every = False, False, 0, 0
+        t.checkpoint_every, t.checkpoint_minutes, t.keep_checkpoints = 10 ** 9, 10 ** 9, 1
+        return cfg
+
+    def train_round(self, federation: str, server_cfg: Config, rounds: int, local_steps: int,
+                    global_weights: Sequence[np.ndarray] | Callable[[list[np.ndarray]], list[np.ndarray]]
+                    ) -> RoundResult:
+        """``local_steps`` G steps from ``global_weights`` (or from what that function returns given the site's
+        own weights as the template of shapes: a decrypted aggregate); the site's state is saved before returning."""
+        from ..training.loop import STAT_NAMES, Trainer
+
+        cfg = self.config(server_cfg, rounds, local_steps)
+        data = self.dataset(cfg.data.resolution, cfg.data.channels)
+        run_dir = self.run_dir(federation)
+        resume = (run_dir / "config.json").is_file()
+        trainer = Trainer(cfg, run_dir, resume=resume, dataset=data)
+        if not resume:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            trainer.cfg.save(run_dir / "config.json")
+        state = trainer.state
+        if callable(global_weights):
+            global_weights = global_weights(weights.to_arrays(state.networks()))
+        weights.load_arrays(state.networks(), global_weights)
+        if state.ema is not None:
+            state.ema.stale = state.ema.has_batchnorm
+        start, sums, steps = time.perf_counter(), None, 0
+        images_before = state.real_batches * trainer.cfg.train.batch_size
+        for _ in range(local_steps):
+            if trainer.private is not None and trainer.private.budget_stop(trainer.cfg.train.d_steps):
+                break  # this site's privacy budget is spent: it hands back what it has
+            stats = trainer.train_step()
+            values = np.array([float(stats[k]) for k in STAT_NAMES])
+            sums = values if sums is None else sums + values
+            steps += 1
+        seconds = time.perf_counter() - start
+        trainer.elapsed += seconds
+        if not weights.all_finite(weights.to_arrays(state.networks())):
+            raise GanforgeError(f"site {self.name}: the weights diverged (not finite) in this round")
+        trainer.save_checkpoint()
+        metrics: dict[str, float | str] = {"steps": float(steps), "seconds": seconds}
+        if steps:
+            metrics.update(zip(STAT_NAMES, (sums / steps).tolist()))
+        if trainer.private is not None:  # this site's guarantee, about its own images
+            metrics["epsilon"] = trainer.private.epsilon()
+            metrics["privacy"] = json.dumps(trainer.private.summary())
+        images = (state.real_batches * trainer.cfg.train.batch_size) - images_before
+        update = weights.difference(weights.to_arrays(state.networks()), global_weights)
+        return RoundResult(update, images, metrics)
