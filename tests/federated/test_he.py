@@ -23,7 +23,7 @@ def test_encrypted_sum_decrypts_to_the_weighted_mean(keys):
     shapes = [(5000,), (3, 3, 4)]  # more values than one ciphertext holds
     sites = [[rng.normal(size=s).astype(np.float32) for s in shapes] for _ in range(3)]
     images = [640, 128, 1000]
-    uploads = [he.encrypt(site_ctx, he.pack_weights(w, n)) for w, n in zip(sites, images)]
+    uploads = [he.encrypt(site_ctx, he.pack_weights(w, n / 1000)) for w, n in zip(sites, images)]
     total = he.add_ciphertexts(server_ctx, uploads)
     mean = he.unpack_weights(he.decrypt(site_ctx, total, 5000 + 36 + 1), sites[0])
     expected = weighted_mean(sites, images)
@@ -50,7 +50,7 @@ def test_encrypted_federation_decrypts_to_the_plain_round(keys, tiny_npz, tmp_pa
     run, sites = federation(tiny_npz, tmp_path)
     start = run.weights()
     results = [s.train_round(run.fed.id, run.cfg, run.fed.rounds, run.fed.local_steps, start) for s in sites]
-    uploads = [he.encrypt(site_ctx, he.pack_weights(add(start, r.update), r.images)) for r in results]
+    uploads = [he.encrypt(site_ctx, he.pack_weights(add(start, r.update), r.images / 24)) for r in results]
     run.finish_round([(r.images, r.metrics) for r in results], 0, 1.0, {},
                      encrypted=he.add_ciphertexts(server_ctx, uploads))
     assert all(np.array_equal(a, b) for a, b in zip(run.weights(), start))  # the server learnt nothing

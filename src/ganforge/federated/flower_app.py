@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -157,8 +158,10 @@ def serve(grid: Grid, context: Context, run_dir: Path) -> GlobalRun:
         start = time.perf_counter()
         result = aggregator(counting, nodes)
         seconds = time.perf_counter() - start
-        if len(result.reports) < fed.min_sites:
-            raise GanforgeError(f"round {run.round + 1}: {len(result.reports)} site(s) answered, fewer than the "
+        trained = sum(1 for images, _ in result.reports if images > 0)
+        if trained < fed.min_sites:
+            spent = " (the others' privacy budgets are spent)" if trained < len(result.reports) else ""
+            raise GanforgeError(f"round {run.round + 1}: {trained} site(s) trained{spent}, fewer than the "
                                 f"{fed.min_sites} needed; resume the federation when the sites are back")
         traffic = {"bytes_down": counting.sent, "bytes_up": counting.received}
         record = run.finish_round(result.reports, result.failures, seconds, traffic, mean_update=result.mean_update,
@@ -169,12 +172,12 @@ def serve(grid: Grid, context: Context, run_dir: Path) -> GlobalRun:
     return run
 
 
+@dataclass
 class RoundResult:
-    def __init__(self, reports, failures, mean_update=None, encrypted=None):
-        self.reports: list[tuple[int, dict[str, float]]] = reports  # (images, metrics) per answering site
-        self.failures: int = failures
-        self.mean_update: list[np.ndarray] | None = mean_update  # the sites' weighted mean change
-        self.encrypted: list[bytes] | None = encrypted  # CKKS: the encrypted sum, which the server cannot read
+    reports: list[tuple[int, dict[str, Any]]]  # (images, metrics) of each site that answered
+    failures: int  # sites that failed or did not answer in time
+    mean_update: list[np.ndarray] | None = None  # the sites' images-weighted mean change
+    encrypted: list[bytes] | None = None  # CKKS: the encrypted sum, which the server cannot read
 
 
 def fit_instructions(run: GlobalRun, parameters: Parameters) -> FitIns:
@@ -223,10 +226,11 @@ def plain_round(run: GlobalRun, grid: Grid, nodes: list[int]) -> RoundResult:
 
     results, failures = send_fit(run, grid, nodes, ndarrays_to_parameters(run.weights()))
     reports = [(res.num_examples, dict(res.metrics)) for res in results]
-    if not results:
+    trained = [res for res in results if res.num_examples > 0]  # (a site whose privacy budget is spent: none)
+    if not trained:
         return RoundResult(reports, failures)
-    mean = weighted_mean([parameters_to_ndarrays(res.parameters) for res in results],
-                         [res.num_examples for res in results])
+    mean = weighted_mean([parameters_to_ndarrays(res.parameters) for res in trained],
+                         [res.num_examples for res in trained])
     return RoundResult(reports, failures, mean_update=mean)
 
 
@@ -342,7 +346,7 @@ class SiteClient(Client):
         return FitRes(Status(Code.OK, ""), ndarrays_to_parameters(result.update), result.images, result.metrics)
 
     def _fit_encrypted(self, plan: tuple, parameters: Parameters) -> FitRes:
-        """Decrypt the global weights (plain in the first round), train, encrypt [n * w, n]."""
+        """Decrypt the global weights (plain in the first round), train, encrypt [r * w, r] (r: share of images)."""
         from . import he
         from .weights import add
 
@@ -360,7 +364,9 @@ class SiteClient(Client):
             return start
 
         result = self.site.train_round(*plan, global_weights)
-        chunks = he.encrypt(ctx, he.pack_weights(add(start, result.update), result.images))
+        _, cfg, _, local_steps = plan
+        share = result.images / (local_steps * cfg.train.d_steps * cfg.train.batch_size)  # about 1: no overflow
+        chunks = he.encrypt(ctx, he.pack_weights(add(start, result.update), share))
         return FitRes(Status(Code.OK, ""), Parameters(chunks, CKKS), result.images, result.metrics)
 
 

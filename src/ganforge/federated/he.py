@@ -4,8 +4,9 @@ Keys. ``ganforge federate keygen DIR`` writes ``DIR/site.key`` (the CKKS context
 key: every site gets a copy, out of band; the server never does) and ``DIR/server.key`` (the same
 context without the secret key: enough to add ciphertexts, not to decrypt them).
 
-A round. Site i encrypts the vector [n_i * w_i, n_i] (its weights after the round times the images
-its D saw, then that count), cut into chunks of one ciphertext each. The server adds the sites'
+A round. Site i encrypts the vector [r_i * w_i, r_i] (its weights after the round times its share
+r_i = n_i / n of the images a site's D sees in a full round, n_i those its D saw, then r_i), cut into
+chunks of one ciphertext each. The server adds the sites'
 ciphertexts chunk by chunk and sends the encrypted sum back with the next round; each site
 decrypts it and divides by the last entry: sum_i n_i w_i / sum_i n_i, the FedAvg weights. Whole
 weights travel (not changes), so a site that missed a round can still decrypt the next one.
@@ -13,11 +14,10 @@ weights travel (not changes), so a site that missed a round can still decrypt th
 Parameters and size. Only additions are computed, so the modulus chain needs no rescaling level:
 poly modulus degree 8192 (4,096 slots per ciphertext, 128-bit security for a total modulus up to
 218 bits) with two 60-bit primes and scale 2^40, whose ~20 bits of headroom hold sums of
-n_i * w_i for any realistic n_i and weights. Symmetric (secret-key) encryption lets SEAL store
-half of each fresh ciphertext as a seed, so an upload is 2 x 8192 x 60/8 bytes per 4,096 values
-(about 30 B per value, 7.5x float32; the sum the server returns is a full ciphertext, about 2x
-that). The usual parameters (degree 8192 with a [60, 40, 40, 60] chain, public-key encryption)
-take about 81 MB per million values.
+r_i * w_i (r_i <= 1 up to Poisson batch sizes) for any realistic number of sites and weights. Sites encrypt with the secret key (symmetric CKKS), whose
+fresh ciphertexts SEAL serialises with half of their data as a seed: 131 kB per 4,096 values, 32 bytes
+per value (8x float32; measured, and so is the sum the server returns). The usual parameters (degree
+8192 with a [60, 40, 40, 60] chain, public-key encryption) take about 81 MB per million values.
 """
 from __future__ import annotations
 
@@ -94,13 +94,13 @@ def add_ciphertexts(ctx, uploads: Sequence[Sequence[bytes]]) -> list[bytes]:
     return sums
 
 
-def pack_weights(arrays: Sequence[np.ndarray], images: int) -> np.ndarray:
-    """[images * w..., images] as one float64 vector."""
-    return np.concatenate([np.float64(images) * np.concatenate([a.ravel() for a in arrays]), [float(images)]])
+def pack_weights(arrays: Sequence[np.ndarray], share: float) -> np.ndarray:
+    """[share * w..., share] as one float64 vector (share: the site's aggregation weight, about 1 or less)."""
+    return np.concatenate([np.float64(share) * np.concatenate([a.ravel() for a in arrays]), [float(share)]])
 
 
 def unpack_weights(vector: np.ndarray, like: Sequence[np.ndarray]) -> list[np.ndarray]:
-    """The weighted mean from a decrypted sum [sum n_i w_i..., sum n_i], shaped as ``like``."""
+    """The weighted mean from a decrypted sum [sum r_i w_i..., sum r_i], shaped as ``like``."""
     flat = vector[:-1] / vector[-1]
     out, offset = [], 0
     for a in like:

@@ -89,14 +89,16 @@ class ProcessGroup:
         return process
 
     def stop(self, process: subprocess.Popen, grace: float = STOP_GRACE) -> None:
-        if process.poll() is not None:
-            return
-        _signal_group(process, signal.SIGTERM)
-        try:
-            process.wait(grace)
-        except subprocess.TimeoutExpired:
-            _signal_group(process, signal.SIGKILL)
-            process.wait()
+        """SIGTERM to the process's group; SIGKILL after ``grace`` seconds, and to whatever of the group
+        outlived its leader (a ServerApp or ClientApp that ignored the SIGTERM)."""
+        if process.poll() is None:
+            _signal_group(process, signal.SIGTERM)
+            try:
+                process.wait(grace)
+            except subprocess.TimeoutExpired:
+                pass
+        _signal_group(process, signal.SIGKILL)
+        process.wait()
 
     def kill(self, process: subprocess.Popen) -> None:
         """Stop at once (as a crash would), the processes it started included."""
