@@ -160,3 +160,42 @@ def test_a_killed_server_resumes_from_the_last_global_round(link, tmp_path):
         assert [r["round"] for r in rounds_logged(run_dir)] == [1, 2]
     finally:
         own.stop_all()
+
+
+def federation_processes(folder: Path) -> list[int]:
+    """Live processes whose FLWR_HOME lies under ``folder`` (every Flower process of a federation there,
+    the ServerApp and ClientApps they start included: they inherit it)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            environ = (proc / "environ").read_bytes().split(b"\0")
+            state = (proc / "stat").read_text().split(")")[-1].split()[0]
+        except OSError:
+            continue
+        homes = [e[len(b"FLWR_HOME="):].decode() for e in environ if e.startswith(b"FLWR_HOME=")]
+        if state != "Z" and homes and homes[0].startswith(str(folder)):
+            found.append(int(proc.name))
+    return found
+
+
+def test_ctrl_c_stops_the_whole_simulation(link, tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    run_dir = tmp_path / "interrupted"
+    tiny = [x for opt in ["model.z_dim=8", "model.g_width=8", "model.d_width=8", "train.batch_size=8"]
+            for x in ("--set", opt)]
+    command = subprocess.Popen([sys.executable, "-m", "ganforge", "federate", "simulate", "--data", str(link[3]),
+                                "--sites", "2", "--rounds", "50", "--local-steps", "2", "--out", str(run_dir),
+                                *tiny], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 180
+    while not rounds_logged(run_dir):
+        assert command.poll() is None and time.monotonic() < deadline
+        time.sleep(0.5)
+    command.send_signal(signal.SIGINT)
+    assert command.wait(timeout=120) == 130
+    assert b"--resume" in command.stderr.read()
+    assert federation_processes(tmp_path) == []

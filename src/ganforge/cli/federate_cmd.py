@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -128,12 +130,38 @@ def _report(run_dir: Path, resume_hint: str) -> int:
     last = done["last"]
     print(f"federation finished: {done['rounds']} rounds, {last.get('images', 0):,} images seen by the sites' D; "
           f"run folder {run_dir}")
-    if (run_dir / "samples" / "latest.png").is_file():
+    if (run_dir / "encrypted").is_dir():  # CKKS: the server holds only the encrypted model
+        print(f"the model is encrypted; a key holder gets it with: ganforge federate decrypt {run_dir} "
+              "--key site.key --out RUN")
+    elif (run_dir / "samples" / "latest.png").is_file():
         print(f"samples: {run_dir / 'samples' / 'latest.png'}; more with: ganforge sample {run_dir}")
     return 0
 
 
+def _check_key(path: str, secret: bool) -> None:
+    """A site needs the CKKS key with the secret; the server must not have it."""
+    from ..federated.he import load_context
+
+    if load_context(path).has_secret_key() != secret:
+        raise GanforgeError(f"{path} holds no secret key: a site needs site.key, not server.key" if secret else
+                            f"{path} holds the secret key: give the server server.key, never site.key")
+
+
+def _threads_per_site(sites: int) -> int:
+    """The cores of this machine shared out among simulated sites (they train at the same time)."""
+    return max(1, (os.cpu_count() or 1) // sites)
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM (a kill, a shutdown) stops the federation's processes as Ctrl-C does, instead of orphaning them."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def run_simulate(args: argparse.Namespace) -> int:
+    _stop_on_sigterm()
     from ..federated import launch
     from ..federated.partition import describe_split, write_partitions
 
@@ -143,6 +171,8 @@ def run_simulate(args: argparse.Namespace) -> int:
         launch.resume_run(run_dir, args.rounds)
         sites = [launch.SiteSpec(**{**s, "work": Path(s["work"])})
                  for s in json.loads((run_dir / SIMULATION_FILE).read_text())["sites"]]
+        for site in sites:
+            site.threads = _threads_per_site(len(sites))
     else:
         if not args.data or not args.out:
             raise GanforgeError("federate simulate needs --data SOURCE and --out RUN (or --resume RUN)")
@@ -160,10 +190,11 @@ def run_simulate(args: argparse.Namespace) -> int:
                                  min_images=2, cache_dir=cfg.data.cache_dir, resolution=cfg.data.resolution)
         print(f"split {args.data} over {args.sites} sites ({args.split}):\n{describe_split(files)}")
         key = str((run_dir / "keys" / "site.key").resolve()) if args.he else None
-        sites = [launch.SiteSpec(str(f.resolve()), f.parent.resolve(), f"site-{k}", key) for k, f in enumerate(files)]
+        sites = [launch.SiteSpec(str(f.resolve()), f.parent.resolve(), f"site-{k}", key, _threads_per_site(len(files)))
+                 for k, f in enumerate(files)]
         launch.prepare_run(run_dir, cfg, fed)
         (run_dir / SIMULATION_FILE).write_text(json.dumps(
-            {"sites": [{**vars(s), "work": str(s.work)} for s in sites]}, indent=2) + "\n")
+            {"sites": [{**vars(s), "work": str(s.work), "threads": None} for s in sites]}, indent=2) + "\n")
     try:
         launch.simulate(run_dir, sites)
     except KeyboardInterrupt:
@@ -173,6 +204,7 @@ def run_simulate(args: argparse.Namespace) -> int:
 
 
 def run_server(args: argparse.Namespace) -> int:
+    _stop_on_sigterm()
     from ..federated import launch, processes
 
     _require(args.he)
@@ -184,6 +216,8 @@ def run_server(args: argparse.Namespace) -> int:
         fed = _federation(args)
         if fed.he and not fed.he_context:
             raise GanforgeError("--he ckks needs --he-key server.key (ganforge federate keygen)")
+        if fed.he:
+            _check_key(fed.he_context, secret=False)
         cfg = _config(args, None)
         cfg.data.source = "(the sites' images)"
         launch.prepare_run(run_dir, cfg, fed)
@@ -200,12 +234,18 @@ def run_server(args: argparse.Namespace) -> int:
 
 
 def run_site(args: argparse.Namespace) -> int:
+    _stop_on_sigterm()
     from ..federated import launch, processes
+    from ..federated.site import Site
 
     _require(args.he_key)
+    if args.he_key:
+        _check_key(args.he_key, secret=True)
     site = launch.SiteSpec(args.data, Path(args.work), args.name,
                            str(Path(args.he_key).resolve()) if args.he_key else None)
-    print(f"site {site.name or Path(args.work).resolve().name}: serving {args.data} to {args.server} (Ctrl-C stops)")
+    described = Site(args.data, args.work, args.name).describe()  # a bad path or unreadable data fails here, now
+    print(f"site {site.name or Path(args.work).resolve().name}: {described['images']:,} images from {args.data}, "
+          f"serving {args.server} (Ctrl-C stops)")
     with processes.ProcessGroup() as group:
         node = launch.start_site(group, site, args.server, args.port)
         try:

@@ -25,6 +25,7 @@ class SiteSpec:
     work: Path  # the site's folder: its own run (optimiser state, accountant), Flower's state
     name: str | None = None
     he_key: str | None = None  # CKKS: the site key (with the secret)
+    threads: int | None = None  # CPU threads of its training (simulate: the machine's cores shared out)
 
 
 def prepare_run(run_dir: Path, cfg: Config, fed: FederationConfig) -> None:
@@ -60,7 +61,10 @@ def start_site(group: proc.ProcessGroup, site: SiteSpec, superlink: str, port: i
     work = Path(site.work)
     home = work / ".flower"
     args = proc.supernode_args(superlink, port or proc.free_port(), site.data, work, site.name, site.he_key)
-    return group.start(args, proc.flower_env(home), log=work / "logs" / "supernode.log")
+    env = proc.flower_env(home)
+    if site.threads:  # torch reads it when the ClientApp starts: sites on one machine do not oversubscribe it
+        env["OMP_NUM_THREADS"] = str(site.threads)
+    return group.start(args, env, log=work / "logs" / "supernode.log")
 
 
 def submit(group: proc.ProcessGroup, run_dir: Path, log: Path | None = None) -> int:
