@@ -198,4 +198,7 @@ def test_ctrl_c_stops_the_whole_simulation(link, tmp_path):
     command.send_signal(signal.SIGINT)
     assert command.wait(timeout=120) == 130
     assert b"--resume" in command.stderr.read()
+    deadline = time.monotonic() + 15  # SIGKILLed processes take a moment to be gone
+    while federation_processes(tmp_path) and time.monotonic() < deadline:
+        time.sleep(0.5)
     assert federation_processes(tmp_path) == []

@@ -152,16 +152,18 @@ def _threads_per_site(sites: int) -> int:
     return max(1, (os.cpu_count() or 1) // sites)
 
 
-def _stop_on_sigterm() -> None:
-    """SIGTERM (a kill, a shutdown) stops the federation's processes as Ctrl-C does, instead of orphaning them."""
+def _stop_on_signals() -> None:
+    """Ctrl-C and SIGTERM (a kill, a shutdown) stop the federation's processes instead of orphaning them.
+    SIGINT is handled even when the parent shell ignores it (a command started in the background)."""
     def interrupt(signum, frame):
         raise KeyboardInterrupt
 
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, interrupt)
 
 
 def run_simulate(args: argparse.Namespace) -> int:
-    _stop_on_sigterm()
+    _stop_on_signals()
     from ..federated import launch
     from ..federated.partition import describe_split, write_partitions
 
@@ -204,7 +206,7 @@ def run_simulate(args: argparse.Namespace) -> int:
 
 
 def run_server(args: argparse.Namespace) -> int:
-    _stop_on_sigterm()
+    _stop_on_signals()
     from ..federated import launch, processes
 
     _require(args.he)
@@ -234,7 +236,7 @@ def run_server(args: argparse.Namespace) -> int:
 
 
 def run_site(args: argparse.Namespace) -> int:
-    _stop_on_sigterm()
+    _stop_on_signals()
     from ..federated import launch, processes
     from ..federated.site import Site
 
