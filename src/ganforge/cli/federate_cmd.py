@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import Callable
 
 from ..errors import GanforgeError
 from .train_cmd import add_model_options, collect_overrides
@@ -119,6 +120,17 @@ def _require(he: str | None) -> None:
         require_tenseal()
 
 
+def _until_done(run_dir: Path, command: str, run: Callable[[], object]) -> int:
+    """Run the federation; on Ctrl-C say how to continue it, else report how it ended."""
+    hint = f"ganforge federate {command} --resume {run_dir}"
+    try:
+        run()
+    except KeyboardInterrupt:
+        print(f"interrupted; continue with: {hint}", file=sys.stderr)
+        return 130
+    return _report(run_dir, hint)
+
+
 def _report(run_dir: Path, resume_hint: str) -> int:
     from ..federated.launch import outcome
 
@@ -173,8 +185,6 @@ def run_simulate(args: argparse.Namespace) -> int:
         launch.resume_run(run_dir, args.rounds)
         sites = [launch.SiteSpec(**{**s, "work": Path(s["work"])})
                  for s in json.loads((run_dir / SIMULATION_FILE).read_text())["sites"]]
-        for site in sites:
-            site.threads = _threads_per_site(len(sites))
     else:
         if not args.data or not args.out:
             raise GanforgeError("federate simulate needs --data SOURCE and --out RUN (or --resume RUN)")
@@ -192,17 +202,13 @@ def run_simulate(args: argparse.Namespace) -> int:
                                  min_images=2, cache_dir=cfg.data.cache_dir, resolution=cfg.data.resolution)
         print(f"split {args.data} over {args.sites} sites ({args.split}):\n{describe_split(files)}")
         key = str((run_dir / "keys" / "site.key").resolve()) if args.he else None
-        sites = [launch.SiteSpec(str(f.resolve()), f.parent.resolve(), f"site-{k}", key, _threads_per_site(len(files)))
-                 for k, f in enumerate(files)]
+        sites = [launch.SiteSpec(str(f.resolve()), f.parent.resolve(), f"site-{k}", key) for k, f in enumerate(files)]
         launch.prepare_run(run_dir, cfg, fed)
         (run_dir / SIMULATION_FILE).write_text(json.dumps(
-            {"sites": [{**vars(s), "work": str(s.work), "threads": None} for s in sites]}, indent=2) + "\n")
-    try:
-        launch.simulate(run_dir, sites)
-    except KeyboardInterrupt:
-        print(f"interrupted; continue with: ganforge federate simulate --resume {run_dir}", file=sys.stderr)
-        return 130
-    return _report(run_dir, f"ganforge federate simulate --resume {run_dir}")
+            {"sites": [{**vars(s), "work": str(s.work)} for s in sites]}, indent=2) + "\n")
+    for site in sites:  # (this machine's: not saved, a resume may run elsewhere)
+        site.threads = _threads_per_site(len(sites))
+    return _until_done(run_dir, "simulate", lambda: launch.simulate(run_dir, sites))
 
 
 def run_server(args: argparse.Namespace) -> int:
@@ -225,14 +231,12 @@ def run_server(args: argparse.Namespace) -> int:
         launch.prepare_run(run_dir, cfg, fed)
     print(f"SuperLink on {args.host}:{args.port}; start each site with: ganforge federate site --server "
           f"<this machine>:{args.port} --data SOURCE --work FOLDER")
-    with processes.ProcessGroup() as group:
-        try:
+    def serve() -> None:
+        with processes.ProcessGroup() as group:
             launch.start_superlink(group, run_dir, args.host, args.port)
             launch.submit(group, run_dir)
-        except KeyboardInterrupt:
-            print(f"interrupted; continue with: ganforge federate server --resume {run_dir}", file=sys.stderr)
-            return 130
-    return _report(run_dir, f"ganforge federate server --resume {run_dir}")
+
+    return _until_done(run_dir, "server", serve)
 
 
 def run_site(args: argparse.Namespace) -> int:

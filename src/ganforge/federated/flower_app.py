@@ -48,6 +48,7 @@ from flwr.common import (Code, FitIns, FitRes, GetPropertiesIns, GetPropertiesRe
                          ndarrays_to_parameters, parameters_to_ndarrays)
 from flwr.common.constant import MessageTypeLegacy
 from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS
+from flwr.server.strategy import Strategy
 from flwr.serverapp import Grid, ServerApp
 
 from ..config import Config
@@ -290,13 +291,7 @@ class EncryptedRounds:
         return RoundResult(reports, failures, encrypted=self.aggregate)
 
 
-def _secure_strategy_base():
-    from flwr.server.strategy import Strategy
-
-    return Strategy
-
-
-class _OneSecureRound(_secure_strategy_base()):
+class _OneSecureRound(Strategy):
     """The legacy strategy SecAgg+ drives: every sampled site gets ``fitins``; keeps the aggregate."""
 
     def __init__(self, fitins: FitIns):

@@ -109,7 +109,8 @@ class Site:
             steps += 1
         seconds = time.perf_counter() - start
         trainer.elapsed += seconds
-        if not weights.all_finite(weights.to_arrays(state.networks())):
+        local = weights.to_arrays(state.networks())
+        if not weights.all_finite(local):
             raise GanforgeError(f"site {self.name}: the weights diverged (not finite) in this round")
         trainer.save_checkpoint()
         metrics: dict[str, float | str] = {"steps": float(steps), "seconds": seconds}
@@ -119,5 +120,5 @@ class Site:
             metrics["epsilon"] = trainer.private.epsilon()
             metrics["privacy"] = json.dumps(trainer.private.summary())
         images = (state.real_batches * trainer.cfg.train.batch_size) - images_before
-        update = weights.difference(weights.to_arrays(state.networks()), global_weights)
+        update = weights.difference(local, global_weights)
         return RoundResult(update, images, metrics)
