@@ -54,8 +54,9 @@ def tiny_arch_config(data: Path, arch: str, *extra: str):
     return tiny_config(data, f"model.arch={arch}", *options, *loop, *extra)
 
 
-def small_federation(tiny_npz: Path, tmp_path: Path, name: str = "fed", rounds: int = 2, *extra: str):
-    """(GlobalRun, [Site, Site]): a tiny DCGAN federation over two IID halves of ``tiny_npz``, no network."""
+def small_federation(tiny_npz: Path, tmp_path: Path, name: str = "fed", rounds: int = 2, *extra: str, **fed_options):
+    """(GlobalRun, [Site, Site]): a tiny DCGAN federation over two IID halves of ``tiny_npz``, no network
+    (``extra``: configuration overrides; ``fed_options``: FederationConfig fields)."""
     from ganforge.federated.partition import write_partitions
     from ganforge.federated.server import FederationConfig, GlobalRun, agree_on_data
     from ganforge.federated.site import Site
@@ -63,7 +64,7 @@ def small_federation(tiny_npz: Path, tmp_path: Path, name: str = "fed", rounds: 
     files = write_partitions(str(tiny_npz), tmp_path / f"{name}-data", 2, "iid")
     sites = [Site(str(f), tmp_path / name / f"site-{k}", name=f"site-{k}") for k, f in enumerate(files)]
     cfg = tiny_config(tiny_npz, *extra)
-    fed = FederationConfig(rounds=rounds, local_steps=3, min_sites=2)
+    fed = FederationConfig(rounds=rounds, local_steps=3, min_sites=2, **fed_options)
     data = agree_on_data([s.describe() for s in sites], cfg.model.conditional)
     return GlobalRun.create(tmp_path / name / "server", cfg, fed, data), sites
 

@@ -6,7 +6,7 @@ pytest.importorskip("tenseal")
 
 from ganforge.errors import GanforgeError  # noqa: E402
 from ganforge.federated import he  # noqa: E402
-from ganforge.federated.weights import add, weighted_mean  # noqa: E402
+from ganforge.federated.weights import weighted_mean  # noqa: E402
 from ganforge.sampling import load_generator  # noqa: E402
 from helpers import small_federation as federation  # noqa: E402
 
@@ -50,14 +50,14 @@ def test_encrypted_federation_decrypts_to_the_plain_round(keys, tiny_npz, tmp_pa
     run, sites = federation(tiny_npz, tmp_path)
     start = run.weights()
     results = [s.train_round(run.fed.id, run.cfg, run.fed.rounds, run.fed.local_steps, start) for s in sites]
-    uploads = [he.encrypt(site_ctx, he.pack_weights(add(start, r.update), r.images / 24)) for r in results]
+    uploads = [he.encrypt(site_ctx, he.pack_weights([w + d for w, d in zip(start, r.update)], r.images / 24)) for r in results]
     run.finish_round([(r.images, r.metrics) for r in results], 0, 1.0, {},
                      encrypted=he.add_ciphertexts(server_ctx, uploads))
     assert all(np.array_equal(a, b) for a, b in zip(run.weights(), start))  # the server learnt nothing
     with pytest.raises(GanforgeError, match="secret"):
         he.decrypt_run(run.run_dir, server_key, tmp_path / "nope")
     out = he.decrypt_run(run.run_dir, site_key, tmp_path / "decrypted")
-    plain = add(start, weighted_mean([r.update for r in results], [r.images for r in results]))
+    plain = [w + d for w, d in zip(start, weighted_mean([r.update for r in results], [r.images for r in results]))]
     gen = load_generator(out)
     assert gen.step == run.fed.local_steps
     from ganforge.federated.server import GlobalRun

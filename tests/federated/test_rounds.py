@@ -10,7 +10,7 @@ import pytest
 from helpers import fedavg_round, small_federation as federation
 from ganforge.federated.server import FederationConfig, GlobalRun, agree_on_data
 from ganforge.federated.site import Site
-from ganforge.federated.weights import add, weighted_mean
+from ganforge.federated.weights import weighted_mean
 from ganforge.errors import GanforgeError
 from ganforge.runs import latest_checkpoint, load_state
 from ganforge.sampling import load_generator
@@ -20,7 +20,7 @@ def test_a_round_applies_the_images_weighted_mean_and_writes_a_run(tiny_npz, tmp
     run, sites = federation(tiny_npz, tmp_path)
     record, start, results = fedavg_round(run, sites)
     assert [r.images for r in results] == [3 * 8, 3 * 8]  # local steps x batch, D saw each site's own images
-    expected = add(start, weighted_mean([r.update for r in results], [r.images for r in results]))
+    expected = [w + d for w, d in zip(start, weighted_mean([r.update for r in results], [r.images for r in results]))]
     assert all(np.array_equal(a, b) for a, b in zip(run.weights(), expected))
     assert record["round"] == 1 and record["step"] == 3 and record["images"] == 48 and record["sites"] == 2
     assert np.isfinite(record["loss_d"]) and np.isfinite(record["loss_g"])

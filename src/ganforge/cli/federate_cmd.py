@@ -84,6 +84,9 @@ def _add_round_options(p) -> None:
                    "default 0.5)")
     p.add_argument("--clipping-range", type=float, help="SecAgg+: every weight's change over a round is clipped to "
                    "this (default 1)")
+    p.add_argument("--server-lr", type=float, help="the server applies the sites' mean change times this (default 1: "
+                   "FedAvg; about the number of sites makes up for averaging, see docs/federated.md)")
+    p.add_argument("--server-momentum", type=float, help="FedAvgM momentum over rounds (default 0)")
     p.add_argument("--he", choices=["ckks"], help="encrypt the updates (TenSEAL CKKS): the server adds ciphertexts")
     p.add_argument("--he-key", metavar="FILE", help="the server's CKKS key (server.key); simulate makes its own")
 
@@ -92,7 +95,8 @@ def _federation(args, sites: int | None = None):
     from ..federated.server import FederationConfig
 
     fed = FederationConfig()
-    for name in ("rounds", "local_steps", "min_sites", "round_timeout", "shares", "threshold", "clipping_range"):
+    for name in ("rounds", "local_steps", "min_sites", "round_timeout", "shares", "threshold", "clipping_range",
+                 "server_lr", "server_momentum"):
         if getattr(args, name) is not None:
             setattr(fed, name, getattr(args, name))
     if args.min_sites is None and sites is not None:

@@ -26,6 +26,7 @@ from ..errors import ConfigError, GanforgeError
 from ..durable import write_json
 from ..runs import latest_checkpoint, read_network_meta
 from . import weights
+from .server_step import ServerStep
 
 FEDERATION_FILE = "federation.json"
 ENCRYPTED_DIR = "encrypted"  # CKKS runs: the encrypted aggregate of the newest rounds
@@ -45,6 +46,8 @@ class FederationConfig:
     quantization_range: int = 2 ** 22  # SecAgg+: levels over [-clipping_range, clipping_range]
     he: str | None = None  # "ckks": updates encrypted with TenSEAL, summed as ciphertexts (he.py)
     he_context: str | None = None  # the server's public CKKS context (no secret key)
+    server_lr: float = 1.0  # the mean change is applied times this (1 with momentum 0: FedAvg; server_step.py)
+    server_momentum: float = 0.0  # FedAvgM's momentum over rounds
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n")
@@ -66,6 +69,12 @@ class FederationConfig:
             raise ConfigError("choose one of --secure-aggregation and --he: with CKKS the server sees no update at all")
         if self.he not in (None, "ckks"):
             raise ConfigError(f"--he must be ckks, got {self.he!r}")
+        if not self.server_lr > 0 or not 0 <= self.server_momentum < 1:
+            raise ConfigError(f"the server learning rate must be positive and its momentum in [0, 1), got "
+                              f"{self.server_lr} and {self.server_momentum}")
+        if self.he and (self.server_lr != 1 or self.server_momentum):
+            raise ConfigError("--he ckks takes plain FedAvg only: the server cannot scale or accumulate what it "
+                              "cannot read (leave --server-lr and --server-momentum out)")
         if self.clipping_range <= 0:
             raise ConfigError(f"the clipping range must be positive, got {self.clipping_range}")
         return self
@@ -113,6 +122,7 @@ class GlobalRun:
         self.model_cfg = config_from_section(self.cfg.model, resolution=self.geometry.resolution,
                                              channels=self.geometry.channels, num_classes=len(self.class_names))
         self.state = TrainState.from_config(self.cfg, self.model_cfg, self.device, self.precision)
+        self.server_step = ServerStep(fed.server_lr, fed.server_momentum, weights.learnable(self.state.networks()))
         t = self.cfg.train
         self.grid = SampleGrid(t.grid_size, self.model_cfg.z_dim, t.seed + 1, len(self.class_names), self.device)
         self.checkpoints = RunCheckpoints(self.run_dir, t.keep_checkpoints, self._meta)
@@ -150,6 +160,7 @@ class GlobalRun:
         saved = run.checkpoints.load(folder, run.state, "federated")
         run.round, run.images, run.elapsed = saved["round"], saved["images"], saved["elapsed"]
         run.privacy = saved.get("privacy")
+        run.server_step.load_state_dict(saved.get("server_step"))
         run.grid.noise = saved["fixed_noise"]
         run._load_encrypted_progress()  # a CKKS run: its rounds went to encrypted/, not to checkpoints
         return run
@@ -165,6 +176,7 @@ class GlobalRun:
         folder = self.checkpoints.save(self.state, {
             "round": self.round, "images": self.images, "elapsed": self.elapsed, "privacy": self.privacy,
             "fixed_noise": self.grid.noise, "data_fingerprint": "federated",
+            "server_step": self.server_step.state_dict(),
         })
         self.grid.save(self.state.sampling_generator, self.precision, self.geometry.restore,
                        self.run_dir / "samples", self.state.step)
@@ -189,7 +201,7 @@ class GlobalRun:
         """Apply a round's aggregate (the sites' mean update, or under CKKS the encrypted sum, which is only
         stored), then save and log. ``reports``: (images, metrics) of each site that answered."""
         if encrypted is None:
-            new_weights = weights.add(self.weights(), mean_update)
+            new_weights = self.server_step.apply(self.weights(), mean_update)
             if not weights.all_finite(new_weights):
                 raise GanforgeError(f"round {self.round + 1}: the aggregated weights are not finite")
             weights.load_arrays(self.state.networks(), new_weights)

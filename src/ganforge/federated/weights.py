@@ -26,6 +26,12 @@ def exchanged_tensors(networks: dict[str, nn.Module]) -> list[tuple[str, torch.T
     return out
 
 
+def learnable(networks: dict[str, nn.Module]) -> list[bool]:
+    """For each exchanged tensor (in order): is it a parameter (True) or a buffer such as BatchNorm's running
+    statistics (False)? The server's learning rate and momentum move parameters only; buffers are averaged."""
+    return [isinstance(t, nn.Parameter) for _, t in exchanged_tensors(networks)]
+
+
 def to_arrays(networks: dict[str, nn.Module]) -> list[np.ndarray]:
     """float32 copies of the exchanged tensors, in order."""
     return [t.detach().float().cpu().numpy().copy() for _, t in exchanged_tensors(networks)]
@@ -55,10 +61,6 @@ def weighted_mean(updates: Sequence[Sequence[np.ndarray]], weights: Sequence[flo
         raise ValueError("nothing to average: no update with a positive weight")
     return [(sum(np.float64(w) * u[k] for u, w in zip(updates, weights)) / total).astype(np.float32)
             for k in range(len(updates[0]))]
-
-
-def add(base: Sequence[np.ndarray], delta: Sequence[np.ndarray]) -> list[np.ndarray]:
-    return [(b + d).astype(np.float32) for b, d in zip(base, delta)]
 
 
 def all_finite(arrays: Sequence[np.ndarray]) -> bool:

@@ -1,0 +1,77 @@
+"""The server's step: FedAvg, a server learning rate and FedAvgM momentum; buffers always plain means."""
+import numpy as np
+import pytest
+
+from helpers import fedavg_round, small_federation as federation
+from ganforge.errors import ConfigError
+from ganforge.federated import weights
+from ganforge.federated.server import FederationConfig, GlobalRun
+from ganforge.federated.server_step import ServerStep
+from torch import nn
+
+
+def nets():
+    return {"generator": nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4)), "discriminator": nn.Linear(4, 1)}
+
+
+def arrays_and_mask():
+    net = nets()
+    return weights.to_arrays(net), weights.learnable(net), [name for name, _ in weights.exchanged_tensors(net)]
+
+
+def test_parameters_and_buffers_are_told_apart():
+    _, mask, names = arrays_and_mask()
+    flags = dict(zip(names, mask))
+    assert flags["generator.0.weight"] and flags["discriminator.bias"]
+    assert not flags["generator.1.running_var"] and not flags["generator.1.running_mean"]
+
+
+def test_lr_one_without_momentum_is_fedavg():
+    w, mask, _ = arrays_and_mask()
+    d = [np.full_like(a, 0.25) for a in w]
+    step = ServerStep(1.0, 0.0, mask)
+    assert step.plain
+    assert all(np.array_equal(new, a + b) for new, a, b in zip(step.apply(w, d), w, d))
+
+
+def test_server_lr_scales_parameters_and_leaves_buffers_averaged():
+    w, mask, names = arrays_and_mask()
+    d = [np.full_like(a, -0.5) for a in w]  # a running variance of 1 would turn negative at lr 4
+    new = ServerStep(4.0, 0.0, mask).apply(w, d)
+    for name, a, b, move in zip(names, w, new, mask):
+        assert np.allclose(b, a - (2.0 if move else 0.5)), name
+    assert (dict(zip(names, new))["generator.1.running_var"] > 0).all()
+
+
+def test_momentum_accumulates_over_rounds_and_survives_a_state_round_trip():
+    w, mask, _ = arrays_and_mask()
+    d = [np.full_like(a, 0.1) for a in w]
+    step = ServerStep(2.0, 0.5, mask)
+    w1 = step.apply(w, d)
+    restored = ServerStep(2.0, 0.5, mask)
+    restored.load_state_dict(step.state_dict())
+    w2, w2_restored = step.apply(w1, d), restored.apply(w1, d)
+    for a, b, c, move in zip(w1, w2, w2_restored, mask):
+        assert np.allclose(b - a, 2.0 * 1.5 * 0.1 if move else 0.1)  # v = 0.5 * 0.1 + 0.1
+        assert np.array_equal(b, c)
+
+
+def test_bad_server_options_are_refused():
+    with pytest.raises(ConfigError, match="learning rate"):
+        FederationConfig(server_lr=0).check()
+    with pytest.raises(ConfigError, match="momentum"):
+        FederationConfig(server_momentum=1.0).check()
+    with pytest.raises(ConfigError, match="cannot read"):
+        FederationConfig(he="ckks", server_lr=4).check()
+
+
+def test_a_resumed_federation_keeps_the_servers_velocity(tiny_npz, tmp_path):
+    run, sites = federation(tiny_npz, tmp_path, "fed", 3, server_lr=2.0, server_momentum=0.9)
+    _, start, results = fedavg_round(run, sites)
+    mean = weights.weighted_mean([r.update for r in results], [r.images for r in results])
+    moved = [b - a for a, b in zip(start, run.weights())]
+    mask = run.server_step.learnable
+    assert all(np.allclose(m, 2.0 * u if p else u, atol=1e-6) for m, u, p in zip(moved, mean, mask))
+    resumed = GlobalRun.resume(run.run_dir)
+    assert resumed.round == 1 and (resumed.server_step.lr, resumed.server_step.momentum) == (2.0, 0.9)
+    assert all(np.array_equal(a, b) for a, b in zip(resumed.server_step.velocity, run.server_step.velocity))
