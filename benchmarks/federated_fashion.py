@@ -61,7 +61,7 @@ def main():
         f"-m{args.server_momentum:g}" if args.server_momentum else "")
     for split in args.splits.split(","):
         run = work / f"fed-{split.replace(':', '')}{server}"
-        timing = run.with_suffix(".seconds")
+        timing = run.parent / f"{run.name}.seconds"  # (not with_suffix: "dirichlet0.5" has a dot)
         if not timing.is_file():
             resume = ["--resume", str(run)] if (run / "federation.json").is_file() else [
                 "--out", str(run), "--data", args.train, "--sites", str(args.sites), "--split", split,
@@ -73,7 +73,7 @@ def main():
 
     results = {}
     for name, (run, seconds) in runs.items():
-        scores = run.with_suffix(".json")
+        scores = run.parent / f"{run.name}.json"
         if not scores.is_file():
             ganforge("eval", str(run), "--real", args.heldout, "--n", str(args.n), "--metrics", "fd,pr,modes",
                      "--extractor", "domain", "--json", str(scores), "--no-progress")
