@@ -63,6 +63,10 @@ def weighted_mean(updates: Sequence[Sequence[np.ndarray]], weights: Sequence[flo
             for k in range(len(updates[0]))]
 
 
+def add(base: Sequence[np.ndarray], delta: Sequence[np.ndarray]) -> list[np.ndarray]:
+    return [(b + d).astype(np.float32) for b, d in zip(base, delta)]
+
+
 def all_finite(arrays: Sequence[np.ndarray]) -> bool:
     return all(np.isfinite(a).all() for a in arrays)
 
