@@ -104,6 +104,7 @@ def test_plain_secure_and_encrypted_rounds(link, tmp_path):
     encrypted = federation(link, "ckks", he="ckks", he_context=str(root / "keys" / he.SERVER_KEY))
     for run_dir in (secure, encrypted):
         submit(link, run_dir)
+        assert len(rounds_logged(run_dir)) == 1, (run_dir / "logs" / "server.log").read_text()[-3000:]
     reference = GlobalRun.resume(plain).weights()
     secured = GlobalRun.resume(secure).weights()
     worst = max(float(np.abs(a - b).max()) for a, b in zip(secured, reference))
