@@ -8,10 +8,10 @@ domain features trained on the training images) and the table gives fd_domain an
 centralised run's. Finished runs and scores are reused when the script is started again.
 
     python benchmarks/federated_fashion.py fm-train.npz fm-test.npz --sites 4 --rounds 10 --local-steps 50 \\
-        --splits dirichlet:0.5,iid,classes --server-lr 4
+        --splits dirichlet:0.5,iid,classes --server-lr 2
 
 ``--server-lr`` and ``--server-momentum`` go to every federation (FedAvgM, see
-ganforge.federated.server_step); their runs are kept apart from FedAvg's (``fed-iid-lr4``).
+ganforge.federated.server_step); their runs are kept apart from FedAvg's (``fed-iid-lr2``).
 """
 from __future__ import annotations
 
