@@ -89,20 +89,21 @@ class ProcessGroup:
         return process
 
     def stop(self, process: subprocess.Popen, grace: float = STOP_GRACE) -> None:
-        """SIGTERM to the process's group; SIGKILL after ``grace`` seconds, and to whatever of the group
-        outlived its leader (a ServerApp or ClientApp that ignored the SIGTERM)."""
+        """SIGTERM to the process's group and its descendants' groups; SIGKILL after ``grace`` seconds, and to
+        whatever of them outlived the leader (a ServerApp or ClientApp that ignored the SIGTERM)."""
+        groups = _tree_groups(process.pid)
         if process.poll() is None:
-            _signal_group(process, signal.SIGTERM)
+            _signal_groups(groups, signal.SIGTERM)
             try:
                 process.wait(grace)
             except subprocess.TimeoutExpired:
                 pass
-        _signal_group(process, signal.SIGKILL)
+        _signal_groups(groups | _tree_groups(process.pid), signal.SIGKILL)
         process.wait()
 
     def kill(self, process: subprocess.Popen) -> None:
         """Stop at once (as a crash would), the processes it started included."""
-        _signal_group(process, signal.SIGKILL)
+        _signal_groups(_tree_groups(process.pid), signal.SIGKILL)
         process.wait()
 
     def stop_all(self) -> None:
@@ -118,11 +119,35 @@ class ProcessGroup:
         self.stop_all()
 
 
-def _signal_group(process: subprocess.Popen, sig: int) -> None:
-    try:
-        os.killpg(process.pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
+def _tree_groups(pid: int) -> set[int]:
+    """The process group ``pid`` leads and those of all its live descendants. Flower's SuperLink starts
+    its executor in a session of its own, so a signal to the SuperLink's group alone misses the ServerApp
+    that executor runs. Descendants are read from /proc (Linux); elsewhere only ``pid``'s group."""
+    groups, children = {pid}, {}
+    proc = Path("/proc")
+    if proc.is_dir():
+        for entry in proc.iterdir():
+            if entry.name.isdigit():
+                try:  # /proc/PID/stat: "pid (name) state ppid pgrp ..."; the name may hold spaces
+                    fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                except (OSError, IndexError):
+                    continue
+                children.setdefault(int(fields[1]), []).append((int(entry.name), int(fields[2])))
+    todo = [pid]
+    while todo:
+        for child, group in children.get(todo.pop(), []):
+            groups.add(group)
+            todo.append(child)
+    return groups
+
+
+def _signal_groups(groups: set[int], sig: int) -> None:
+    own = os.getpgrp()
+    for group in groups - {0, 1, own}:  # never this process's own group
+        try:
+            os.killpg(group, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
 
 
 def superlink_args(home: Path, host: str, port: int) -> list[str]:
