@@ -78,3 +78,36 @@ def fedavg_round(run, sites):
     mean = weighted_mean([r.update for r in results], [r.images for r in results])
     record = run.finish_round([(r.images, r.metrics) for r in results], 0, 1.0, {}, mean_update=mean)
     return record, start, results
+
+
+def tiny_state(seed=0, d_steps=1):
+    """A TrainState of a tiny 16-px, 1-channel DCGAN with lazy R1 (every 2nd D step) and an averaged G."""
+    import torch
+
+    from ganforge.config import OptimizerConfig, RegularizerConfig
+    from ganforge.models import build_discriminator, build_generator, model_config
+    from ganforge.training.ema import EMA
+    from ganforge.training.runtime import Precision
+    from ganforge.training.state import TrainState
+    from ganforge.training.steps import StepOptions, make_optimizer
+
+    torch.manual_seed(seed)
+    cfg = model_config("dcgan", resolution=16, channels=1, z_dim=8, g_width=8, d_width=8)
+    G, D = build_generator("dcgan", cfg), build_discriminator("dcgan", cfg)
+    opts = StepOptions(precision=Precision("fp32", "cpu"), reg=RegularizerConfig(r1_gamma=1.0, r_interval=2))
+    return TrainState(G=G, D=D, g_opt=make_optimizer(G.parameters(), OptimizerConfig()),
+                      d_opt=make_optimizer(D.parameters(), OptimizerConfig()), opts=opts, z_dim=8, seed=seed,
+                      d_steps=d_steps, ema=EMA(G, 0.05, 4, z_dim=8))
+
+
+def random_batches(k, n=4, seed=1):
+    """k unconditional batches of n random 16-px, 1-channel images in [-1, 1] for :func:`tiny_state`."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    return [(torch.rand(n, 1, 16, 16, generator=gen) * 2 - 1, None) for _ in range(k)]
+
+
+def state_weights(state) -> dict:
+    """Copies of every network's weights of a TrainState, by network name."""
+    return {name: {k: v.clone() for k, v in net.state_dict().items()} for name, net in state.networks().items()}

@@ -110,6 +110,8 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     precision: str = "auto"  # auto | fp32 | bf16 (auto: bf16 on CPUs with native bfloat16, fp32/TF32 on GPUs)
+    compile: str = "none"  # none | default | reduce-overhead (CUDA graphs) | max-autotune: torch.compile of G and D
+    channels_last: bool = False  # images, G and D in channels-last memory format (faster convolutions on some devices)
     log_every: int = 50  # steps between log lines (the only host synchronisations)
     sample_every: int = 500  # steps between sample grids from fixed noise (0: only at the end)
     checkpoint_every: int = 1000  # steps between checkpoints

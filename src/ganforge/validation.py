@@ -16,6 +16,7 @@ _CHOICES = {
     "g_optim.name": ("adam", "sgd"),
     "d_optim.name": ("adam", "sgd"),
     "train.precision": ("auto", "fp32", "bf16"),
+    "train.compile": ("none", "default", "reduce-overhead", "max-autotune"),
     "schedule.shape": ("none", "linear", "cosine"),
     "train.eval_extractor": ("auto", "inception", "domain"),
 }
@@ -147,11 +148,12 @@ def validate(cfg: Config) -> Config:
 
 # Options that may change when a run is resumed: they do not alter the training maths (the
 # precision does, a little, but a run moved to another device may need another one; with
-# "auto" a resumed run keeps the precision it was resolved to).
+# "auto" a resumed run keeps the precision it was resolved to; compilation and the memory format
+# change only the order of roundings).
 RESUMABLE_KEYS = frozenset(
     f"train.{k}"
     for k in (
-        "max_steps", "max_epochs", "max_time", "device", "precision", "log_every", "sample_every",
+        "max_steps", "max_epochs", "max_time", "device", "precision", "compile", "channels_last", "log_every", "sample_every",
         "checkpoint_every", "checkpoint_minutes", "keep_checkpoints", "grid_size", "tensorboard", "progress",
         "eval_every", "eval_metrics", "eval_n", "eval_extractor", "eval_data",
     )

@@ -4,31 +4,8 @@ import copy
 import pytest
 import torch
 
-from ganforge.config import OptimizerConfig, RegularizerConfig
-from ganforge.models import build_discriminator, build_generator, model_config
-from ganforge.training.ema import EMA
-from ganforge.training.runtime import Precision
-from ganforge.training.state import TrainState, stream_seed
-from ganforge.training.steps import StepOptions, make_optimizer
-
-
-def make_state(seed=0, d_steps=1) -> TrainState:
-    torch.manual_seed(seed)
-    cfg = model_config("dcgan", resolution=16, channels=1, z_dim=8, g_width=8, d_width=8)
-    G, D = build_generator("dcgan", cfg), build_discriminator("dcgan", cfg)
-    opts = StepOptions(precision=Precision("fp32", "cpu"), reg=RegularizerConfig(r1_gamma=1.0, r_interval=2))
-    return TrainState(G=G, D=D, g_opt=make_optimizer(G.parameters(), OptimizerConfig()),
-                      d_opt=make_optimizer(D.parameters(), OptimizerConfig()), opts=opts, z_dim=8, seed=seed,
-                      d_steps=d_steps, ema=EMA(G, 0.05, 4, z_dim=8))
-
-
-def batches(k, n=4, seed=1):
-    gen = torch.Generator().manual_seed(seed)
-    return [(torch.rand(n, 1, 16, 16, generator=gen) * 2 - 1, None) for _ in range(k)]
-
-
-def weights(state: TrainState) -> dict:
-    return {name: {k: v.clone() for k, v in net.state_dict().items()} for name, net in state.networks().items()}
+from ganforge.training.state import stream_seed
+from helpers import random_batches as batches, state_weights as weights, tiny_state as make_state
 
 
 def same(a: dict, b: dict) -> bool:

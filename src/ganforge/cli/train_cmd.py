@@ -20,6 +20,7 @@ FLAG_KEYS = {
     "batch_size": "train.batch_size",
     "d_steps": "train.d_steps",
     "precision": "train.precision",
+    "compile": "train.compile",
     "device": "train.device",
     "seed": "train.seed",
     "sample_every": "train.sample_every",
@@ -46,6 +47,9 @@ def add_parser(sub) -> None:
     p.add_argument("--epochs", type=float, help="stop after this many passes over the data")
     p.add_argument("--max-time", metavar="DURATION", help="stop after this much training time, e.g. 90s, 10m, 2h")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"])
+    p.add_argument("--compile", choices=["none", "default", "reduce-overhead", "max-autotune"],
+                   help="torch.compile G and D (reduce-overhead: CUDA graphs); penalty steps stay eager; "
+                        "none by default (docs/benchmarks.md has what it gained)")
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--sample-every", type=int, help="steps between sample grids")
     p.add_argument("--eval-every", type=int, help="steps between evaluations (metrics in the log, best weights kept)")

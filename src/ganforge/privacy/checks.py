@@ -63,6 +63,9 @@ def _refusals(cfg: Config) -> list[str]:
                    "ganforge eval RUN --real HELDOUT")
     if t.precision == "bf16":
         out.append("train.precision=bf16: per-record gradient norms are taken in float32; use fp32 (auto does)")
+    if t.compile != "none":
+        out.append(f"train.compile={t.compile}: Opacus computes per-record gradients with hooks on D's eager "
+                   "layers, which a compiled D bypasses; set it to none")
     return out
 
 

@@ -69,6 +69,8 @@ class Trainer:
         if resume:
             check_saved_config(self.run_dir, cfg)
         self.images = data.images.to(self.device)  # (N, C, R, R) uint8, decoded once, kept on the device
+        if t.channels_last:  # batches indexed from it keep the format, and so do their float copies
+            self.images = self.images.contiguous(memory_format=torch.channels_last)
         self.num_classes = count_classes(data) if cfg.model.conditional else 0
         self.labels = data.labels.to(self.device) if self.num_classes else None  # (N,) int64 for a conditional G/D
         self.class_counts = (torch.bincount(data.labels, minlength=self.num_classes).tolist()
@@ -95,6 +97,8 @@ class Trainer:
         if self.ranks.enabled:  # gradients averaged over the ranks; the weights start equal (DDP broadcasts them)
             self.state.G_train = distributed.wrap(self.state.G, self.device)
             self.state.D_train = distributed.wrap(self.state.D, self.device)
+        if t.compile != "none":  # after DDP's wrapping: DDP's own optimiser splits the compiled graph at its buckets
+            self.state.compile(t.compile)
 
         # The callbacks around the steps, each with its own state.
         self.grid = SampleGrid(t.grid_size, self.state.G.z_dim, t.seed + 1, self.num_classes, self.device)

@@ -26,7 +26,7 @@ from torch import nn
 from ..errors import ConfigError
 from .ema import EMA
 from .schedule import Schedule
-from .steps import StepOptions, call, d_step, g_step, path_length_step
+from .steps import StepOptions, call, d_step, g_step, needs_double_backward, path_length_step
 
 ADA_INTERVAL = 4  # steps between adjustments of the adaptive augmentation probability
 Batch = tuple[torch.Tensor, "torch.Tensor | None"]  # images (B, C, R, R) in [-1, 1], labels (B,) int64 or None
@@ -62,8 +62,10 @@ class TrainState:
     real_batches: int = 0  # D updates done = real batches consumed (global batches under DDP)
     rank: int = 0  # this process's rank and the number of processes (DDP, see training/distributed.py)
     world_size: int = 1
-    G_train: nn.Module | None = None  # G and D as the steps call them (DDP-wrapped); None: G and D
+    G_train: nn.Module | None = None  # G and D as the steps call them (DDP-wrapped, compiled); None: G and D
     D_train: nn.Module | None = None
+    D_penalty: nn.Module | None = None  # D for the steps whose penalty needs a double backward (eager); None: D_train
+    D_g: nn.Module | None = None  # D as the G step calls it (compiled, never DDP-wrapped); None: D
     schedule: Schedule | None = None  # progress-dependent hyper-parameters (training/schedule.py)
     lr_scale: float = 1.0  # learning-rate multiplier left by divergence rollbacks (training/health.py)
     # What a wrapper may replace (differential privacy, privacy/engine.py): D's step, a fixed size for the
@@ -90,6 +92,8 @@ class TrainState:
         torch.manual_seed(t.seed)  # weight initialisation
         G = build_generator(arch, model_cfg).to(device)
         D = build_discriminator(arch, model_cfg).to(device)
+        if t.channels_last:  # 4-D weights stored (N, H, W, C)-ordered; images follow in the training loop
+            G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
         if reg.pl_weight > 0 and not (hasattr(G, "mapping") and hasattr(G, "synthesis")):
             raise ConfigError(f"reg.pl_weight: path-length regularisation needs a style-based G (mapping and "
                               f"synthesis networks); {arch} has none")
@@ -122,6 +126,21 @@ class TrainState:
             self.opts.rng = torch.Generator(self.device)
         self.base_lr = [[group["lr"] for group in opt.param_groups] for opt in (self.g_opt, self.d_opt)]
         self.pl_mean = torch.zeros((), device=self.device) if self.opts.reg.pl_weight > 0 else None
+
+    def compile(self, mode: str) -> None:
+        """torch.compile G's and D's passes (``mode`` as torch.compile takes it: default, reduce-overhead,
+        max-autotune). The compiled modules share their parameters with G and D. A D step whose penalty
+        (R1, R2, WGAN-GP) takes an input gradient with ``create_graph`` needs a double backward, which
+        compiled graphs do not support: those steps (one in r_interval for lazy R1) call the eager D."""
+        G = self.G_train if self.G_train is not None else self.G
+        D = self.D_train if self.D_train is not None else self.D
+        self.D_penalty = D
+        # dynamic=False: a run's shapes are fixed, and a process that trains a second run at another size
+        # (a benchmark) would otherwise get shape-generic graphs, slower and not always compilable
+        self.G_train = torch.compile(G, mode=mode, dynamic=False)
+        self.D_train = torch.compile(D, mode=mode, dynamic=False)
+        # the G step calls the plain D (it is not updated there, so DDP must not reduce its gradients)
+        self.D_g = self.D_train if D is self.D else torch.compile(self.D, mode=mode, dynamic=False)
 
     def set_lr_scale(self, scale: float) -> None:
         """Learning rates = base x scale (x the schedule's factor, from the next step on)."""
@@ -191,12 +210,15 @@ class TrainState:
                 pairing = torch.arange(len(real), device=fake.device) % n_fake  # (B,)
                 d_fake = d_fake[pairing]
                 d_fake_labels = fake_labels[pairing] if fake_labels is not None else None
-            stats = self.d_step_fn(D, self.d_opt, real, d_fake, self.opts, step=self.real_batches, labels=labels,
+            D_k = self.D_penalty if (self.D_penalty is not None
+                                     and needs_double_backward(self.opts.reg, self.real_batches)) else D
+            stats = self.d_step_fn(D_k, self.d_opt, real, d_fake, self.opts, step=self.real_batches, labels=labels,
                                    fake_labels=d_fake_labels)
             self.real_batches += 1
             images_seen += len(real) * self.world_size
         # D unwrapped: it is not updated in the G step, so DDP must not expect a reduction of its gradients
-        stats.update(g_step(self.D, self.g_opt, fake, self.opts, real=real, labels=fake_labels))
+        D_g = self.D_g if self.D_g is not None else self.D
+        stats.update(g_step(D_g, self.g_opt, fake, self.opts, real=real, labels=fake_labels))
         if self.pl_mean is not None and self.step % self.opts.reg.pl_interval == 0:  # lazy, as R1
             stats["penalty_g"] = path_length_step(self.G, self.g_opt, z, fake_labels, self.opts, self.pl_mean)
         if self.opts.ada is not None and (self.step + 1) % ADA_INTERVAL == 0:

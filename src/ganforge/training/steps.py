@@ -62,6 +62,13 @@ def _float32(device_type: str):
     return torch.autocast(device_type, enabled=False)
 
 
+def needs_double_backward(reg: RegularizerConfig, step: int) -> bool:
+    """Whether D update number ``step`` takes an input gradient with ``create_graph`` (R1 or R2 on their
+    lazy steps, WGAN-GP always), which compiled graphs cannot differentiate again."""
+    lazy = step % reg.r_interval == 0
+    return (lazy and (reg.r1_gamma > 0 or reg.r2_gamma > 0)) or reg.gp_weight > 0
+
+
 def d_step(
     D: nn.Module,
     d_opt: torch.optim.Optimizer,
