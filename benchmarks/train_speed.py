@@ -5,12 +5,21 @@ Sigmoid + BCELoss, separate backward passes for the real and fake terms, images
 normalised per sample by a DataLoader, and ``.item()`` on five numbers every step (each one
 a host synchronisation). Variants, all on the same ganforge DCGAN networks:
 
-  classic         the classic loop above, batch 128
-  ganforge fp32   Trainer.train_step with the `classic` recipe (the Config defaults), batch 128, float32
-  ganforge bf16   the same in bfloat16 autocast
+  classic         the classic loop above, batch 64 (--batch)
+  fp32            Trainer.train_step with the `classic` recipe (the Config defaults), same batch, float32
+  bf16            the same in bfloat16 autocast
   default         what `ganforge train` runs: the default recipe (`stable`: batch 64, R1 every 4 D steps,
                   minibatch-stddev in D, averaged G) at --precision auto, resolved by ganforge.configure.build_config;
                   whole Trainer steps, so R1 (timed over whole R1 cycles) and the EMA update are included
+  channels_last   default with train.channels_last (images, G and D in channels-last memory format)
+  compiled        default with train.compile (torch.compile of the regular passes; R1 passes stay eager);
+                  not run unless named in --variants: its compilation takes a minute on a small CPU
+
+Below each resolution's row: the matrix and convolution FLOPs per training image of the classic and
+the default step (torch's FLOP counter, R1's double backward included) and the share of a large matrix
+product's FLOP/s (measured in the same run, fp32 and bf16) that each step reached; the default recipe
+at other batch sizes (--batch-sizes, with peak memory on a GPU); and sampling speed (images/s of the
+averaged G at a batch of 64 on a CPU, 256 on a GPU, and the median latency of one image).
 
 Throughput is images/s (real images consumed), so batch sizes compare fairly. Every variant runs
 under its own torch backend settings: the Trainer switches TF32 and cudnn.benchmark on for CUDA,
@@ -21,7 +30,8 @@ in the same run. The CPU (and GPU) is printed above the table: numbers only mean
 the machine named. Nothing here is asserted; it prints a table and the ratios.
 
     python benchmarks/train_speed.py                         # 32 and 64 px, CPU
-    python benchmarks/train_speed.py --device cuda           # on a GPU
+    python benchmarks/train_speed.py --device cuda --variants classic,fp32,bf16,default,channels_last,compiled \\
+        --batch-sizes 64,256,1024,4096                       # on a GPU (benchmarks/gpu_check.sh)
     python benchmarks/train_speed.py --rounds 1 --steps 5 --resolutions 32   # smoke check
 """
 from __future__ import annotations
@@ -34,6 +44,8 @@ import time
 
 import torch
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import flop_registry
 
 from ganforge.configure import build_config
 from ganforge.config import Config, set_value
@@ -64,27 +76,29 @@ class NormalisedImages(torch.utils.data.Dataset):
         return self.images[i].float().div(255).sub(0.5).div(0.5), 0
 
 
-def classic_loop(images, resolution, channels, device, steps, warmup, batch=128):
-    """Images/s of the classic loop (the baseline)."""
-    torch.manual_seed(0)
-    cfg = model_config("dcgan", resolution=resolution, channels=channels)
-    netG = build_generator("dcgan", cfg).to(device)
-    netD = nn.Sequential(build_discriminator("dcgan", cfg), nn.Sigmoid()).to(device)
-    criterion = nn.BCELoss()
-    optD = torch.optim.Adam(netD.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    optG = torch.optim.Adam(netG.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    loader = torch.utils.data.DataLoader(NormalisedImages(images), batch_size=batch, shuffle=True, drop_last=True)
-    it = iter(loader)
-    start = None
-    for i in range(warmup + steps):
-        if i == warmup:
-            _sync(device)
-            start = time.perf_counter()
+class ClassicLoop:
+    """The classic loop (the baseline), one step at a time."""
+
+    def __init__(self, images, resolution, channels, device, batch, channels_last=False):
+        torch.manual_seed(0)
+        self.cfg = cfg = model_config("dcgan", resolution=resolution, channels=channels)
+        self.device, self.batch = device, batch
+        self.netG = build_generator("dcgan", cfg).to(device)
+        self.netD = nn.Sequential(build_discriminator("dcgan", cfg), nn.Sigmoid()).to(device)
+        self.criterion = nn.BCELoss()
+        self.optD = torch.optim.Adam(self.netD.parameters(), lr=2e-4, betas=(0.5, 0.999))
+        self.optG = torch.optim.Adam(self.netG.parameters(), lr=2e-4, betas=(0.5, 0.999))
+        self.loader = torch.utils.data.DataLoader(NormalisedImages(images), batch_size=batch, shuffle=True,
+                                                  drop_last=True)
+        self.it = iter(self.loader)
+
+    def step(self):
         try:
-            data, _ = next(it)
+            data, _ = next(self.it)
         except StopIteration:
-            it = iter(loader)
-            data, _ = next(it)
+            self.it = iter(self.loader)
+            data, _ = next(self.it)
+        netD, netG, criterion, device = self.netD, self.netG, self.criterion, self.device
         real = data.to(device)
         b = real.size(0)
         # (1) Update D: maximize log(D(x)) + log(1 - D(G(z)))
@@ -94,7 +108,7 @@ def classic_loop(images, resolution, channels, device, steps, warmup, batch=128)
         errD_real = criterion(output, label)
         errD_real.backward()
         D_x = output.mean().item()
-        noise = torch.randn(b, cfg.z_dim, device=device)
+        noise = torch.randn(b, self.cfg.z_dim, device=device)
         fake = netG(noise)
         label.fill_(0.0)
         output = netD(fake.detach()).view(-1)
@@ -102,7 +116,7 @@ def classic_loop(images, resolution, channels, device, steps, warmup, batch=128)
         errD_fake.backward()
         D_G_z1 = output.mean().item()
         errD = errD_real + errD_fake
-        optD.step()
+        self.optD.step()
         # (2) Update G: maximize log(D(G(z)))
         netG.zero_grad()
         label.fill_(1.0)
@@ -110,13 +124,24 @@ def classic_loop(images, resolution, channels, device, steps, warmup, batch=128)
         errG = criterion(output, label)
         errG.backward()
         D_G_z2 = output.mean().item()
-        optG.step()
+        self.optG.step()
         _ = (errD.item(), errG.item(), D_x, D_G_z1, D_G_z2)  # the per-step logging values
+
+
+def classic_loop(images, resolution, channels, device, steps, warmup, batch):
+    """Images/s of the classic loop (the baseline)."""
+    loop = ClassicLoop(images, resolution, channels, device, batch)
+    for _ in range(warmup):
+        loop.step()
+    _sync(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        loop.step()
     _sync(device)
     return batch * steps / (time.perf_counter() - start)
 
 
-def classic_recipe_config(device, precision, batch=128) -> Config:
+def classic_recipe_config(device, precision, batch) -> Config:
     """The `classic` recipe (the Config defaults) at a fixed batch and precision."""
     cfg = Config()
     for key, value in {"train.batch_size": batch, "train.device": device, "train.precision": precision,
@@ -125,9 +150,12 @@ def classic_recipe_config(device, precision, batch=128) -> Config:
     return validate(cfg)
 
 
-def default_recipe_config(device) -> Config:
-    """What `ganforge train --device DEVICE` trains with: the default recipe, precision auto."""
-    return build_config(None, None, [("train.device", device), ("train.progress", False), ("train.max_steps", 1)])
+def default_recipe_config(device, **train) -> Config:
+    """What `ganforge train --device DEVICE` trains with: the default recipe, precision auto
+    (``train`` options such as compile="default" on top)."""
+    extra = [(f"train.{k}", v) for k, v in train.items()]
+    return build_config(None, None, [("train.device", device), ("train.progress", False), ("train.max_steps", 1),
+                                     *extra])
 
 
 def make_trainer(cfg, images, resolution, channels) -> Trainer:
@@ -183,47 +211,196 @@ def machine_description(device: str) -> str:
     return cpu
 
 
+# ---------------------------------------------------------------------- arithmetic
+
+def matmul_peak(device: str, dtype: torch.dtype) -> float:
+    """FLOP/s of a large square matrix product: what this device's arithmetic reaches at its best."""
+    n = 8192 if device.startswith("cuda") else 2048
+    a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
+    for _ in range(2):
+        a @ b
+    _sync(device)
+    reps = 20 if device.startswith("cuda") else 5
+    start = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    _sync(device)
+    return 2 * n**3 * reps / (time.perf_counter() - start)
+
+
+class FlopCount(TorchDispatchMode):
+    """Matrix and convolution FLOPs of everything run inside it, by torch's own FLOP formulas. (torch's
+    FlopCounterMode tracks modules with backward hooks that an ``autograd.grad(create_graph=True)`` inside
+    it, R1's, does not support; counting at the dispatch level needs no hooks.)"""
+
+    def __init__(self):
+        super().__init__()
+        self.total = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        count = flop_registry.get(func._overloadpacket)
+        if count is not None:
+            self.total += count(*args, **kwargs, out_val=out)
+        return out
+
+
+def flops_per_image(step, images_per_call: int, calls: int = 1) -> float:
+    """Matrix and convolution FLOPs per training image of ``calls`` calls of ``step`` (forward, backward
+    and the double backward of penalties)."""
+    with FlopCount() as counter:
+        for _ in range(calls):
+            step()
+    return counter.total / (images_per_call * calls)
+
+
+def arithmetic_table(images, res, channels, device, batch, default_cfg, rates, peak_bf16, peak_fp32):
+    """FLOPs per image of the classic and default steps, and the FLOP/s each reached (the measured rates)."""
+    classic = ClassicLoop(images, res, channels, device, batch)
+    trainer = make_trainer(default_cfg, images, res, channels)
+    cycle = whole_cycles(default_cfg, 1)
+    per_image = {"classic": flops_per_image(classic.step, batch),
+                 "default": flops_per_image(trainer.train_step, default_cfg.train.batch_size * default_cfg.train.d_steps,
+                                            cycle)}
+    print(f"\n{res} px: arithmetic (matrix and convolution FLOPs counted by torch; peak = a large matrix product "
+          f"measured here: fp32 {peak_fp32 / 1e9:.0f}, bf16 {peak_bf16 / 1e9:.0f} GFLOP/s)")
+    print(f"{'step':<10} {'GFLOP/image':>12} {'images/s':>9} {'GFLOP/s':>8} {'of fp32 peak':>13} {'of bf16 peak':>13}")
+    for name in ("classic", "default"):
+        achieved = per_image[name] * rates[name]
+        print(f"{name:<10} {per_image[name] / 1e9:>12.2f} {rates[name]:>9.0f} {achieved / 1e9:>8.0f} "
+              f"{achieved / peak_fp32:>12.0%} {achieved / peak_bf16:>12.0%}")
+
+
+# ---------------------------------------------------------------------- sampling
+
+@torch.no_grad()
+def sampling_speed(default_cfg, images, res, channels, batch: int, reps: int) -> tuple[float, float]:
+    """Images/s of the sampling generator (the average, eval mode, the run's precision) at ``batch``, and the
+    median latency of one image in milliseconds."""
+    trainer = make_trainer(default_cfg, images, res, channels)
+    G, device, precision = trainer.sampling_generator, trainer.device, trainer.precision
+    z_dim = trainer.state.z_dim
+
+    def generate(n):
+        with precision.autocast():
+            return G(torch.randn(n, z_dim, device=device))
+
+    for n in (batch, 1, 1):
+        generate(n)
+    _sync(device)
+    start = time.perf_counter()
+    for _ in range(reps):
+        generate(batch)
+    _sync(device)
+    rate = batch * reps / (time.perf_counter() - start)
+    latencies = []
+    for _ in range(max(reps, 10)):
+        start = time.perf_counter()
+        generate(1)
+        _sync(device)
+        latencies.append(time.perf_counter() - start)
+    return rate, 1000 * statistics.median(latencies)
+
+
+def peak_memory_mb(device: str) -> str:
+    if not device.startswith("cuda"):
+        return "-"
+    return f"{torch.cuda.max_memory_allocated(torch.device(device)) / 2**20:.0f}"
+
+
+VARIANTS = ("classic", "fp32", "bf16", "default", "channels_last", "compiled")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--resolutions", default="32,64")
     parser.add_argument("--channels", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=64, help="batch of the classic loop and the classic recipe")
     parser.add_argument("--steps", type=int, default=0, help="timed steps per measurement (default: 10 on CPU, 100 on GPU)")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--variants", default="classic,fp32,bf16,default,channels_last",
+                        help=f"comma list of {', '.join(VARIANTS)} (classic and default always run)")
+    parser.add_argument("--compile-mode", default="default",
+                        help="torch.compile mode of the `compiled` variant (reduce-overhead: CUDA graphs)")
+    parser.add_argument("--batch-sizes", default="", help="also time the default recipe at these batch sizes "
+                                                          "(images/s and, on a GPU, peak memory)")
+    parser.add_argument("--no-arithmetic", action="store_true", help="skip the FLOP count and matrix-product peaks")
     args = parser.parse_args()
     gpu = args.device.startswith("cuda")
     steps = args.steps or (100 if gpu else 10)
     warmup = 10 if gpu else 2
-    default_cfg = default_recipe_config(args.device)
+    variants = [v for v in VARIANTS if v in set(args.variants.split(",")) | {"classic", "default"}]
+    configs = {
+        "fp32": lambda: classic_recipe_config(args.device, "fp32", args.batch),
+        "bf16": lambda: classic_recipe_config(args.device, "bf16", args.batch),
+        "default": lambda: default_recipe_config(args.device),
+        "channels_last": lambda: default_recipe_config(args.device, channels_last=True),
+        "compiled": lambda: default_recipe_config(args.device, compile=args.compile_mode),
+    }
+    default_cfg = configs["default"]()
     print(machine_description(args.device))
     default_steps = whole_cycles(default_cfg, steps)
     print(f"torch {torch.__version__}; {steps} timed steps x {args.rounds} rounds"
           + (f" ({default_steps} for the default recipe: whole R1 cycles)" if default_steps != steps else "")
-          + f"; classic and ganforge fp32/bf16 at batch 128, default at batch {default_cfg.train.batch_size}")
-    header = (f"{'px':>4} {'classic fp32':>13} {'ganforge fp32':>14} {'ganforge bf16':>14} {'default':>13} "
-              f"{'fp32/classic':>13} {'bf16/classic':>13} {'default/classic':>16}")
+          + f"; classic and the classic recipe at batch {args.batch}, the default recipe at batch "
+          f"{default_cfg.train.batch_size}")
+    print(f"variants: classic = the classic loop, float32; fp32/bf16 = ganforge's step with the classic recipe; "
+          f"default = `ganforge train` (recipe {DEFAULT_RECIPE!r}, precision auto); channels_last / compiled = "
+          f"default with train.channels_last / train.compile={args.compile_mode}")
+    header = f"{'px':>4} " + " ".join(f"{v:>13}" for v in variants) + "  " + " ".join(
+        f"{v + '/classic':>20}" for v in variants[1:])
     print(header, flush=True)
     default_precisions = set()
+    peaks = None if args.no_arithmetic else (matmul_peak(args.device, torch.bfloat16),
+                                              matmul_peak(args.device, torch.float32))
     for res in map(int, args.resolutions.split(",")):
         images = synthetic_images(2048, args.channels, res)
-        runs = {"classic": [], "fp32": [], "bf16": [], "default": []}
+        runs = {v: [] for v in variants}
         for _ in range(args.rounds):  # interleaved so that drift hits every variant alike
             # each variant under its own backend settings: what a Trainer sets (TF32, cudnn.benchmark
             # on CUDA) is undone before the next one, so the classic loop always runs under the defaults
-            with backend_settings():
-                runs["classic"].append(classic_loop(images, res, args.channels, args.device, steps, warmup))
-            for prec in ("fp32", "bf16"):
+            for variant in variants:
                 with backend_settings():
-                    cfg = classic_recipe_config(args.device, prec)
-                    runs[prec].append(trainer_loop(cfg, images, res, args.channels, steps, warmup)[0])
-            with backend_settings():
-                ips, precision = trainer_loop(default_cfg, images, res, args.channels, steps, warmup)
-                runs["default"].append(ips)
-                default_precisions.add(precision)
+                    if variant == "classic":
+                        runs[variant].append(classic_loop(images, res, args.channels, args.device, steps, warmup,
+                                                          args.batch))
+                        continue
+                    try:
+                        ips, precision = trainer_loop(configs[variant](), images, res, args.channels, steps, warmup)
+                    except Exception as exc:  # an optional variant that fails here is reported, not fatal
+                        if variant == "default":
+                            raise
+                        print(f"  {variant}: failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
+                        ips = float("nan")
+                    runs[variant].append(ips)
+                    if variant == "default":
+                        default_precisions.add(precision)
         med = {k: statistics.median(v) for k, v in runs.items()}
-        print(f"{res:>4} {med['classic']:>13.0f} {med['fp32']:>14.0f} {med['bf16']:>14.0f} {med['default']:>13.0f} "
-              f"{med['fp32'] / med['classic']:>12.2f}x {med['bf16'] / med['classic']:>12.2f}x "
-              f"{med['default'] / med['classic']:>15.2f}x", flush=True)
+        print(f"{res:>4} " + " ".join(f"{med[v]:>13.0f}" for v in variants) + "  " + " ".join(
+            f"{med[v] / med['classic']:>19.2f}x" for v in variants[1:]), flush=True)
+        if peaks is not None:
+            with backend_settings():
+                arithmetic_table(images, res, args.channels, args.device, args.batch, default_cfg, med, *peaks)
+        if args.batch_sizes:
+            print(f"\n{res} px: the default recipe by batch size (images/s, median of {args.rounds}; "
+                  f"peak memory in MiB on a GPU)")
+            for b in map(int, args.batch_sizes.split(",")):
+                rates = []
+                for _ in range(args.rounds):
+                    if gpu:
+                        torch.cuda.reset_peak_memory_stats()
+                    with backend_settings():
+                        cfg = default_recipe_config(args.device, batch_size=b)
+                        rates.append(trainer_loop(cfg, images, res, args.channels, steps, warmup)[0])
+                print(f"  batch {b:>5}: {statistics.median(rates):>9.0f} images/s  "
+                      f"{statistics.median(rates) / med['classic']:>6.2f}x classic  memory {peak_memory_mb(args.device)}",
+                      flush=True)
+        with backend_settings():
+            rate, latency = sampling_speed(default_cfg, images, res, args.channels, 256 if gpu else 64, 20 if gpu else 5)
+        print(f"\n{res} px sampling (averaged G, eval mode): {rate:.0f} images/s at batch {256 if gpu else 64}; "
+              f"one image {latency:.1f} ms (median)\n", flush=True)
     print(f"images/s, median over rounds; ratios > 1 mean ganforge is faster; default = recipe "
           f"{DEFAULT_RECIPE!r}, precision auto -> {'/'.join(sorted(default_precisions))}")
 
