@@ -13,7 +13,7 @@ a host synchronisation). Variants, all on the same ganforge DCGAN networks:
                   whole Trainer steps, so R1 (timed over whole R1 cycles) and the EMA update are included
   channels_last   default with train.channels_last (images, G and D in channels-last memory format)
   compiled        default with train.compile (torch.compile of the regular passes; R1 passes stay eager);
-                  not run unless named in --variants: its compilation takes a minute on a small CPU
+                  not run unless named in --variants: its compilation takes about 35 s per run on a 2-core CPU
 
 Below each resolution's row: the matrix and convolution FLOPs per training image of the classic and
 the default step (torch's FLOP counter, R1's double backward included) and the share of a large matrix
