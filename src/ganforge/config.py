@@ -98,6 +98,9 @@ class ScheduleConfig:
     augment_p_end: float | None = None  # augmentation probability at the end (a fixed schedule, not with ADA)
 
 
+COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")  # train.compile: torch.compile's modes
+
+
 @dataclass
 class TrainConfig:
     batch_size: int = 128
