@@ -98,6 +98,7 @@ class ScheduleConfig:
     augment_p_end: float | None = None  # augmentation probability at the end (a fixed schedule, not with ADA)
 
 
+PRECISIONS = ("auto", "fp32", "bf16")  # train.precision (see TrainConfig.precision)
 COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")  # train.compile: torch.compile's modes
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .config import COMPILE_MODES, Config, MonitorConfig, parse_duration, suggest
+from .config import COMPILE_MODES, PRECISIONS, Config, MonitorConfig, parse_duration, suggest
 from .errors import ConfigError
 from .models import check_section, list_models
 
@@ -15,7 +15,7 @@ _CHOICES = {
     "data.fit": ("auto", "pad", "crop", "resize"),
     "g_optim.name": ("adam", "sgd"),
     "d_optim.name": ("adam", "sgd"),
-    "train.precision": ("auto", "fp32", "bf16"),
+    "train.precision": PRECISIONS,
     "train.compile": COMPILE_MODES,
     "schedule.shape": ("none", "linear", "cosine"),
     "train.eval_extractor": ("auto", "inception", "domain"),

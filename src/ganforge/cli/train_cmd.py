@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..config import COMPILE_MODES, parse_override
+from ..config import COMPILE_MODES, PRECISIONS, parse_override
 from ..errors import ConfigError
 
 # flag -> config key; each flag is a shortcut for --set KEY=VALUE
@@ -46,7 +46,7 @@ def add_parser(sub) -> None:
     p.add_argument("--max-steps", type=int, help="stop after this many G steps")
     p.add_argument("--epochs", type=float, help="stop after this many passes over the data")
     p.add_argument("--max-time", metavar="DURATION", help="stop after this much training time, e.g. 90s, 10m, 2h")
-    p.add_argument("--precision", choices=["auto", "fp32", "bf16"])
+    p.add_argument("--precision", choices=PRECISIONS)
     p.add_argument("--compile", choices=COMPILE_MODES,
                    help="torch.compile G and D (reduce-overhead: CUDA graphs); penalty steps stay eager; "
                         "none by default (docs/benchmarks.md has what it gained)")

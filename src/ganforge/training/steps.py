@@ -62,11 +62,16 @@ def _float32(device_type: str):
     return torch.autocast(device_type, enabled=False)
 
 
+def lazy_penalties(reg: RegularizerConfig, step: int) -> tuple[bool, bool]:
+    """Whether D update number ``step`` applies R1 and R2: every ``r_interval`` updates when their gamma is on."""
+    lazy = step % reg.r_interval == 0
+    return reg.r1_gamma > 0 and lazy, reg.r2_gamma > 0 and lazy
+
+
 def needs_double_backward(reg: RegularizerConfig, step: int) -> bool:
     """Whether D update number ``step`` takes an input gradient with ``create_graph`` (R1 or R2 on their
     lazy steps, WGAN-GP always), which compiled graphs cannot differentiate again."""
-    lazy = step % reg.r_interval == 0
-    return (lazy and (reg.r1_gamma > 0 or reg.r2_gamma > 0)) or reg.gp_weight > 0
+    return any(lazy_penalties(reg, step)) or reg.gp_weight > 0
 
 
 def d_step(
@@ -88,8 +93,7 @@ def d_step(
     double backward through a bfloat16 graph would carry only 8 mantissa bits.
     """
     reg = opts.reg
-    lazy = step % reg.r_interval == 0
-    use_r1, use_r2 = reg.r1_gamma > 0 and lazy, reg.r2_gamma > 0 and lazy
+    use_r1, use_r2 = lazy_penalties(reg, step)
     device_type = real.device.type
     real = real.detach().float().requires_grad_(use_r1)  # (N, C, R, R) float32
     fake = fake.detach().float().requires_grad_(use_r2)
