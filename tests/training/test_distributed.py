@@ -102,7 +102,68 @@ def test_every_architecture_trains_on_two_processes(arch, tiny_npz, tmp_path):
     from helpers import tiny_arch_config
 
     run = tmp_path / arch
-    launch(tiny_arch_config(tiny_npz, arch, "train.batch_size=4", "train.max_steps=3", "model.conditional=true"), run)
+    extra = ["reg.pl_weight=2", "reg.pl_interval=2"] if arch == "stylegan2" else []  # path length: steps 0, 2
+    launch(tiny_arch_config(tiny_npz, arch, "train.batch_size=4", "train.max_steps=3", "model.conditional=true",
+                            *extra), run)
     saved = {n: load_file(str(latest_checkpoint(run) / f"{n}.safetensors")) for n in ("generator", "discriminator")}
     assert latest_checkpoint(run).name == "step-00000003"
     assert all(torch.isfinite(t).all() for net in saved.values() for t in net.values())
+
+
+def _path_length_once(rank: int, decay: float, average=None) -> dict:
+    """One path-length step of a tiny StyleGAN2 G on rank ``rank``'s own noise, with SGD at lr 1 (so the
+    update is minus the gradient, and averaging updates averages gradients)."""
+    from helpers import TINY_MODELS
+    from ganforge.config import RegularizerConfig
+    from ganforge.models import build_generator, model_config
+    from ganforge.training.steps import StepOptions, path_length_step
+
+    torch.manual_seed(0)  # the same G on every rank (and its noise inputs' draws)
+    G = build_generator("stylegan2", model_config("stylegan2", **TINY_MODELS["stylegan2"]))
+    reg = RegularizerConfig(pl_weight=1.0, pl_interval=1, pl_batch_shrink=1, pl_decay=decay)
+    opts = StepOptions(reg=reg, rng=torch.Generator().manual_seed(10 + rank))
+    z = torch.randn(4, 8, generator=torch.Generator().manual_seed(20 + rank))  # (4, z_dim): this rank's batch
+    pl_mean = torch.tensor(0.5)
+    path_length_step(G, torch.optim.SGD(G.parameters(), lr=1.0), z, None, opts, pl_mean, average=average)
+    return {"params": {n: p.detach().clone() for n, p in G.named_parameters()}, "pl_mean": pl_mean}
+
+
+def _path_length_rank(rank, world, port, out, decay):
+    import torch.distributed as dist
+
+    from ganforge.training import distributed
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        torch.save(_path_length_once(rank, decay, average=distributed.mean), out / f"rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("decay", [0.0, 1.0])
+def test_path_length_step_on_two_processes_averages_gradients_and_running_mean(decay, tmp_path):
+    """G is called outside DDP in the path-length step: the ranks' gradients and batch means must be
+    averaged by hand. Decay 0 keeps the running mean fixed, so the update must be the mean of the two
+    ranks' single-process updates; decay 1 makes the running mean the mean of the ranks' batch means."""
+    ctx, port = multiprocessing.get_context("fork"), free_port()
+    procs = [ctx.Process(target=_path_length_rank, args=(r, 2, port, tmp_path, decay)) for r in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
+    alone = [_path_length_once(r, decay) for r in range(2)]
+    torch.testing.assert_close(ranks[0]["pl_mean"], ranks[1]["pl_mean"], rtol=0, atol=0)
+    torch.testing.assert_close(ranks[0]["pl_mean"], (alone[0]["pl_mean"] + alone[1]["pl_mean"]) / 2)
+    if decay > 0:  # the ranks' own batch means differ, so the shared one is a real average
+        assert not torch.equal(alone[0]["pl_mean"], alone[1]["pl_mean"])
+    for name, value in ranks[0]["params"].items():
+        torch.testing.assert_close(ranks[1]["params"][name], value, rtol=0, atol=0, msg=name)  # ranks in step
+        if decay == 0:
+            expected = (alone[0]["params"][name] + alone[1]["params"][name]) / 2
+            torch.testing.assert_close(value, expected, rtol=1e-5, atol=1e-6, msg=name)
+    changed = [n for n in alone[0]["params"] if not torch.equal(alone[0]["params"][n], alone[1]["params"][n])]
+    assert changed, "the two ranks' own updates should differ (different noise), or the test shows nothing"

@@ -97,9 +97,6 @@ class TrainState:
         if reg.pl_weight > 0 and not (hasattr(G, "mapping") and hasattr(G, "synthesis")):
             raise ConfigError(f"reg.pl_weight: path-length regularisation needs a style-based G (mapping and "
                               f"synthesis networks); {arch} has none")
-        if reg.pl_weight > 0 and world_size > 1:
-            raise ConfigError("reg.pl_weight: path-length regularisation is not supported under torchrun yet; "
-                              "train on one process or set reg.pl_weight=0")
         augment = None
         if reg.augment:  # with ADA, p starts at 0 (as in the reference) unless reg.augment_p says otherwise
             start_p = reg.augment_p if reg.augment_p is not None else (0.0 if reg.ada else 1.0)
@@ -220,7 +217,11 @@ class TrainState:
         D_g = self.D_g if self.D_g is not None else self.D
         stats.update(g_step(D_g, self.g_opt, fake, self.opts, real=real, labels=fake_labels))
         if self.pl_mean is not None and self.step % self.opts.reg.pl_interval == 0:  # lazy, as R1
-            stats["penalty_g"] = path_length_step(self.G, self.g_opt, z, fake_labels, self.opts, self.pl_mean)
+            average = None
+            if self.world_size > 1:  # G is called outside DDP here: average by hand
+                from .distributed import mean as average
+            stats["penalty_g"] = path_length_step(self.G, self.g_opt, z, fake_labels, self.opts, self.pl_mean,
+                                                  average=average)
         if self.opts.ada is not None and (self.step + 1) % ADA_INTERVAL == 0:
             if self.world_size > 1:  # one signal, hence one probability, for all ranks
                 from .distributed import total

@@ -12,6 +12,7 @@ backward pass, the form that DDP and per-sample-gradient wrappers support.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 from dataclasses import dataclass
 
@@ -173,6 +174,7 @@ def path_length_step(
     labels: torch.Tensor | None,  # (N,) for a conditional G
     opts: StepOptions,
     pl_mean: torch.Tensor,  # () running mean of the path lengths, updated in place
+    average: Callable[[torch.Tensor], torch.Tensor] | None = None,  # mean over ranks, in place (torchrun)
 ) -> torch.Tensor:
     """StyleGAN2's path-length regularisation (Karras et al. 2020, section 3.2), as its own lazy G update.
 
@@ -180,6 +182,10 @@ def path_length_step(
     of the image with respect to the styles, taken with ``create_graph``) should stay near its
     running mean a: penalty = E[(|J_w^T y| - a)^2], times ``pl_weight`` and the interval (lazy), on
     ``batch / pl_batch_shrink`` samples, in float32. Returns the penalty (detached).
+
+    Under torchrun G is called here through its mapping and synthesis networks, outside DDP's wrapper, so
+    ``average`` does DDP's part by hand: every rank's batch mean of the lengths enters one running mean,
+    and G's gradients are averaged over the ranks before the step, which keeps the ranks' weights equal.
     """
     reg = opts.reg
     n = max(1, len(z) // reg.pl_batch_shrink)
@@ -190,12 +196,32 @@ def path_length_step(
         y = torch.randn(images.shape, generator=opts.rng, device=images.device) / math.sqrt(images[0, 0].numel())
         (grad,) = torch.autograd.grad((images * y).sum(), ws, create_graph=True)
         lengths = grad.square().sum(dim=2).mean(dim=1).sqrt()  # (n,)
-        pl_mean.copy_(pl_mean.lerp(lengths.mean().detach(), reg.pl_decay))
+        batch_mean = lengths.mean().detach()  # ()
+        if average is not None:
+            batch_mean = average(batch_mean.clone())
+        pl_mean.copy_(pl_mean.lerp(batch_mean, reg.pl_decay))
         penalty = (lengths - pl_mean).square().mean()
     g_opt.zero_grad(set_to_none=True)
     (penalty * reg.pl_weight * reg.pl_interval).backward()
+    if average is not None:
+        _average_gradients(G, average)
     g_opt.step()
     return penalty.detach()
+
+
+def _average_gradients(module: nn.Module, average: Callable[[torch.Tensor], torch.Tensor]) -> None:
+    """Replace each parameter's gradient by its mean over the ranks, in one flat reduction. A parameter
+    without a gradient on this rank counts as zero, so that every rank reduces the same tensor; one that
+    no rank gave a gradient stays without one, so the optimiser skips it as it would on one process."""
+    params = [p for p in module.parameters() if p.requires_grad]
+    missing = {id(p) for p in params if p.grad is None}
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    flat = average(torch.cat([g.reshape(-1) for g in grads]))  # (total parameters,)
+    for p, g in zip(params, flat.split([p.numel() for p in params])):
+        g = g.view_as(p)
+        if id(p) in missing and not g.any():
+            continue
+        p.grad = g.clone()
 
 
 def make_optimizer(params, cfg) -> torch.optim.Optimizer:
