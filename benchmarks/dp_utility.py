@@ -66,7 +66,7 @@ def main():
                 ganforge("train", "--recipe", args.recipe, "--data", args.train, "--conditional",
                          "--dp-epsilon", str(eps), "--epochs", str(args.epochs), "--out", str(run),
                          "--no-progress", *[f"--set={o}" for o in args.overrides])
-            ganforge("sample", str(run), "--n", str(len(train_x)), "--out", str(samples))
+            ganforge("sample", str(run), "--n", str(len(train_x)), "--out", str(samples), "--no-progress")
             gen_x, gen_y = labelled(str(samples))
             accuracy = classification_accuracy_score(gen_x, gen_y, test_x, test_y, epochs=args.classifier_epochs)
             meta = read_network_meta(latest_checkpoint(run), "generator")

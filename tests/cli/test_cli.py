@@ -93,6 +93,15 @@ def test_sampling_is_reproducible_by_seed(trained_run, tmp_path):
     assert gen.generate(gen.noise(4, 5)).equal(gen.generate(gen.noise(4, 5), batch_size=3))
 
 
+def test_sample_progress_bar_only_without_no_progress(trained_run, tmp_path):
+    """More than one batch shows a bar on stderr; --no-progress (for scripts and logs) leaves stderr empty."""
+    shown = ganforge("sample", trained_run, "--n", 4, "--batch-size", 2, "--out", tmp_path / "a.npz")
+    assert "sampling" in shown.stderr and "4/4" in shown.stderr
+    quiet = ganforge("sample", trained_run, "--n", 4, "--batch-size", 2, "--out", tmp_path / "b.npz", "--no-progress")
+    assert quiet.stderr == ""
+    assert np.array_equal(np.load(tmp_path / "a.npz")["images"], np.load(tmp_path / "b.npz")["images"])
+
+
 def test_python_api(trained_run):
     import torch
 

@@ -26,6 +26,7 @@ def add_parser(sub) -> None:
                    "(conditional runs: through the classes too, or within --class); instead of --n samples")
     p.add_argument("--frames", type=int, default=16, help="with --interpolate: frames from one point to the next")
     p.add_argument("--fps", type=float, default=24.0, help="with --interpolate: animation frames per second")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (scripts and logs)")
     p.set_defaults(handler=run)
 
 
@@ -41,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
         raise GanforgeError("--class and --classes cannot be combined")
     written = write_samples(args.run, args.n, args.out, args.seed, batch_size=args.batch_size, nrow=args.nrow,
                             device=args.device, ema=not args.no_ema, classes=args.sample_class or args.classes,
-                            truncation=args.truncation)
+                            truncation=args.truncation, progress=False if args.no_progress else None)
     print(f"wrote {written.n} images of shape {written.shape} (step {written.step}) to {written.path}")
     if written.privacy:
         from .train_cmd import describe_privacy
@@ -62,6 +63,6 @@ def _walk(args: argparse.Namespace) -> int:
     gen = load_generator(args.run, device=resolve_device(args.device), ema=not args.no_ema)
     gen.truncation = args.truncation
     path, frames = write_walk(gen, args.interpolate, args.out, args.frames, args.seed, args.fps, args.sample_class,
-                              args.batch_size, progress=args.interpolate * args.frames > args.batch_size)
+                              args.batch_size, progress=not args.no_progress and args.interpolate * args.frames > args.batch_size)
     print(f"wrote a walk of {frames} frames through {args.interpolate} points (step {gen.step}) to {path}")
     return 0
