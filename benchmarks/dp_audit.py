@@ -43,6 +43,8 @@ def main():
     p.add_argument("--epochs", type=float, default=300)
     p.add_argument("--epsilon", type=float, default=10)
     p.add_argument("--recipe", default="dp")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="options for both runs on top of the recipe")
     p.add_argument("--work", default="local/dp-audit")
     args = p.parse_args()
     work = Path(args.work)
@@ -55,7 +57,7 @@ def main():
         if not (run / "audit" / "audit.json").is_file():
             if not (run / "checkpoints").is_dir():
                 ganforge("train", "--recipe", args.recipe, "--data", str(members), "--epochs", str(args.epochs),
-                         "--out", str(run), "--no-progress", *dp)
+                         "--out", str(run), "--no-progress", *dp, *[f"--set={o}" for o in args.overrides])
             else:  # a run stopped before its limit (Ctrl-C, a closed session) continues; a finished one stops at once
                 ganforge("train", "--resume", str(run), "--epochs", str(args.epochs), "--no-progress")
             ganforge("audit", str(run), "--members", str(members), "--non-members", str(non_members),

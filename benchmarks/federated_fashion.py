@@ -1,9 +1,11 @@
 """Federated against centralised training at the same number of images seen, by how the data is split.
 
-A centralised run of the recipe takes ``rounds x local_steps x sites`` G steps; each federation
-(``ganforge federate simulate``: a SuperLink and one SuperNode per site on this machine) takes
-``rounds`` rounds of ``local_steps`` steps on every site, so D sees the same number of real images
-in both. Every run is then scored with ``ganforge eval`` (10,000 samples against the held-out images,
+Each federation (``ganforge federate simulate``: a SuperLink and one SuperNode per site on this
+machine) takes ``rounds`` rounds of ``local_steps`` steps on every site, at the recipe's batch size or at
+``--site-batch``; the centralised run of the recipe takes as many G steps as make D see the same number
+of real images (``rounds x local_steps x sites x site_batch / recipe batch``). With ``--site-batch`` =
+recipe batch / sites, every site takes as many steps as the centralised run, and one step of the whole
+federation reads one recipe batch, spread over the sites. Every run is then scored with ``ganforge eval`` (10,000 samples against the held-out images,
 domain features trained on the training images) and the table gives fd_domain and its ratio to the
 centralised run's. Finished runs and scores are reused when the script is started again.
 
@@ -32,6 +34,13 @@ def ganforge(*args: str) -> float:
     return time.perf_counter() - start
 
 
+def recipe_batch(recipe: str) -> int:
+    """The batch size the recipe trains with."""
+    from ganforge.configure import build_config
+
+    return build_config(recipe, None, []).train.batch_size
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("train", help="labelled training images (.npz or any ganforge source)")
@@ -43,11 +52,18 @@ def main():
     p.add_argument("--recipe", default="stable")
     p.add_argument("--server-lr", type=float, default=1.0, help="passed to federate simulate (1: FedAvg)")
     p.add_argument("--server-momentum", type=float, default=0.0, help="passed to federate simulate")
+    p.add_argument("--site-batch", type=int, help="each site's batch size (default: the recipe's); runs with one "
+                   "are kept apart (fed-iid-b16)")
     p.add_argument("--n", type=int, default=10_000)
     p.add_argument("--work", default="local/federated-fashion")
     args = p.parse_args()
     work = Path(args.work)
-    steps = args.rounds * args.local_steps * args.sites
+    batch = recipe_batch(args.recipe)
+    site_batch = args.site_batch or batch
+    images = args.rounds * args.local_steps * args.sites * site_batch
+    if images % batch:
+        raise SystemExit(f"{images} images in all is not a whole number of the recipe's batches of {batch}")
+    steps = images // batch
     runs: dict[str, tuple[Path, float | None]] = {}
 
     central = work / "central"
@@ -58,7 +74,8 @@ def main():
         timing.write_text(f"{seconds}\n")
     runs["centralised"] = (central, float(timing.read_text()))
     server = (f"-lr{args.server_lr:g}" if args.server_lr != 1 else "") + (
-        f"-m{args.server_momentum:g}" if args.server_momentum else "")
+        f"-m{args.server_momentum:g}" if args.server_momentum else "") + (
+        f"-b{site_batch}" if site_batch != batch else "")
     for split in args.splits.split(","):
         run = work / f"fed-{split.replace(':', '')}{server}"
         timing = run.parent / f"{run.name}.seconds"  # (not with_suffix: "dirichlet0.5" has a dot)
@@ -66,7 +83,8 @@ def main():
             resume = ["--resume", str(run)] if (run / "federation.json").is_file() else [
                 "--out", str(run), "--data", args.train, "--sites", str(args.sites), "--split", split,
                 "--rounds", str(args.rounds), "--local-steps", str(args.local_steps), "--recipe", args.recipe,
-                "--seed", "0", "--server-lr", str(args.server_lr), "--server-momentum", str(args.server_momentum)]
+                "--seed", "0", "--server-lr", str(args.server_lr), "--server-momentum", str(args.server_momentum),
+                "--batch-size", str(site_batch)]
             seconds = ganforge("federate", "simulate", *resume)
             timing.write_text(f"{seconds}\n")
         runs[f"{args.sites} sites, {split}{server}"] = (run, float(timing.read_text()))
@@ -80,8 +98,9 @@ def main():
         results[name] = {**json.loads(scores.read_text()), "seconds": seconds}
 
     reference = results["centralised"]["fd_domain"]
-    print(f"\n{Path(args.train).name}, recipe {args.recipe}, {steps:,} G steps in all "
-          f"({args.rounds} rounds x {args.local_steps} local steps x {args.sites} sites), on {cpu_name()}; "
+    print(f"\n{Path(args.train).name}, recipe {args.recipe}, {images:,} real images for D: centralised {steps:,} "
+          f"steps of {batch}, federated {args.rounds} rounds x {args.local_steps} local steps x {args.sites} sites "
+          f"of {site_batch}, on {cpu_name()}; "
           f"{args.n} samples vs {Path(args.heldout).name}, domain features")
     print(f"{'setup':<32} {'minutes':>8} {'fd_domain':>10} {'x central':>10} {'precision':>10} {'recall':>8} "
           f"{'classes':>8}")
