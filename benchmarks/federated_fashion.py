@@ -5,9 +5,10 @@ machine) takes ``rounds`` rounds of ``local_steps`` steps on every site, at the 
 ``--site-batch``; the centralised run of the recipe takes as many G steps as make D see the same number
 of real images (``rounds x local_steps x sites x site_batch / recipe batch``). With ``--site-batch`` =
 recipe batch / sites, every site takes as many steps as the centralised run, and one step of the whole
-federation reads one recipe batch, spread over the sites. Every run is then scored with ``ganforge eval`` (10,000 samples against the held-out images,
-domain features trained on the training images) and the table gives fd_domain and its ratio to the
-centralised run's. Finished runs and scores are reused when the script is started again.
+federation reads one recipe batch, spread over the sites. Every run is then scored with ``ganforge
+eval`` (10,000 samples against the held-out images, domain features trained on the training images) and
+the table gives fd_domain and its ratio to the centralised run's. Finished runs and scores are reused
+when the script is started again.
 
     python benchmarks/federated_fashion.py fm-train.npz fm-test.npz --sites 4 --rounds 10 --local-steps 50 \\
         --splits dirichlet:0.5,iid,classes --server-lr 2

@@ -62,7 +62,8 @@ def _walk(args: argparse.Namespace) -> int:
         raise GanforgeError("--interpolate needs at least 2 points, --frames at least 1 and --fps a positive rate")
     gen = load_generator(args.run, device=resolve_device(args.device), ema=not args.no_ema)
     gen.truncation = args.truncation
+    several_batches = args.interpolate * args.frames > args.batch_size
     path, frames = write_walk(gen, args.interpolate, args.out, args.frames, args.seed, args.fps, args.sample_class,
-                              args.batch_size, progress=not args.no_progress and args.interpolate * args.frames > args.batch_size)
+                              args.batch_size, progress=several_batches and not args.no_progress)
     print(f"wrote a walk of {frames} frames through {args.interpolate} points (step {gen.step}) to {path}")
     return 0
