@@ -85,7 +85,7 @@ RECIPES["r3gan-small"] = _small("r3gan", "r3gan", **{
 # 10 (3 epochs of 50,000 training images, scored on 10,000 other training images, never the test set): one D step
 # per G step (10, after Bie et al. 2023, let D win outright within the few thousand steps a CPU run takes), batch
 # 64 (more steps beat less noise per step: 32, 128 and 512 scored lower) and width-32 networks (a quarter of D's
-# parameters, so a quarter of the noise's energy; 2.7x the images per second in a probe, G and D both at width 32 vs 64).
+# parameters, so a quarter of the noise's energy; 2.7x the images per second of width 64 in a probe).
 RECIPES["dp"] = {
     "model.arch": "dcgan", "model.d_norm": "group", "model.d_mbstd": False,
     "model.g_width": 32, "model.d_width": 32,
