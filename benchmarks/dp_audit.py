@@ -46,13 +46,16 @@ def main():
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="options for both runs on top of the recipe")
     p.add_argument("--work", default="local/dp-audit")
+    p.add_argument("--runs", default="non-private,dp",
+                   help="which runs to train and audit (two invocations with one run each can go side by side)")
     args = p.parse_args()
     work = Path(args.work)
     members = subset(args.train, args.subset, work / "members.npz", 0)
     non_members = subset(args.heldout, args.subset, work / "non-members.npz", 1)
+    runs = {"non-private": ("non-private", ["--set", "dp.epsilon=null"]),
+            "dp": (f"DP eps={args.epsilon:g}", ["--dp-epsilon", str(args.epsilon)])}
     rows = {}
-    for name, dp in (("non-private", ["--set", "dp.epsilon=null"]), (f"DP eps={args.epsilon:g}",
-                                                                      ["--dp-epsilon", str(args.epsilon)])):
+    for name, dp in (runs[key] for key in args.runs.split(",")):
         run = work / name.replace(" ", "-").replace("=", "")
         if not (run / "audit" / "audit.json").is_file():
             if not (run / "checkpoints").is_dir():

@@ -51,6 +51,7 @@ class RegularizerConfig:
     g_clip_norm: float = 0.0  # clip G's gradient norm (0: off)
     d_clip_norm: float = 0.0  # clip D's gradient norm (0: off)
     label_smoothing: float = 0.0  # one-sided: D's real target 1 - s (minimax loss)
+    mode_seeking: float = 0.0  # MSGAN weight: G's loss + w / (|G(z1)-G(z2)| / |z1-z2|) over pairs of one class (0: off)
     instance_noise: float = 0.0  # std of Gaussian noise added to D's real and fake inputs
     augment: str = ""  # differentiable augmentation for D's inputs: comma list of translation, cutout, colour
     augment_p: float | None = None  # probability of each augmentation; None: 1, or 0 at the start with ada

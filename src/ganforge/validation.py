@@ -91,7 +91,7 @@ def validate(cfg: Config) -> Config:
             raise ConfigError(f"{name} must be positive, got {value}")
     r = cfg.reg
     for name in ("r1_gamma", "r2_gamma", "gp_weight", "clip_weights", "g_clip_norm", "d_clip_norm",
-                 "label_smoothing", "instance_noise", "ada_kimg"):
+                 "label_smoothing", "instance_noise", "ada_kimg", "mode_seeking"):
         if getattr(r, name) < 0:
             raise ConfigError(f"reg.{name} must be >= 0")
     if r.r_interval < 1:

@@ -34,3 +34,21 @@ def test_clip_weights_and_grad_norm():
     m.weight.grad = torch.full((3, 3), 1.0)
     m.bias.grad = torch.full((3,), 1.0)
     assert grad_norm(m.parameters()).item() == pytest.approx(12**0.5)
+
+
+def test_mode_seeking_ratio_compares_the_two_halves_of_the_batch():
+    from ganforge.losses.regularizers import mode_seeking_loss, mode_seeking_ratio, paired_halves
+
+    assert paired_halves(5) == (slice(0, 2), slice(3, 5))  # the middle sample of an odd batch is left out
+    z = torch.tensor([[0.0, 0.0], [1.0, 1.0], [2.0, 0.0], [1.0, 3.0]])  # pairs (0, 2) and (1, 3): |dz| mean 1
+    collapsed = torch.ones(4, 1, 2, 2)  # the same image for every z
+    assert mode_seeking_ratio(collapsed, z) == 0
+    spread = torch.stack([torch.full((1, 2, 2), v) for v in (0.0, 0.0, 3.0, 0.0)])  # |dG| mean (3 + 0) / 2
+    assert mode_seeking_ratio(spread, z).item() == pytest.approx(1.5 / 1.0)
+    assert mode_seeking_loss(spread, z, weight=2.0).item() == pytest.approx(2.0 / (1.5 + 1e-5))
+    # its gradient pushes paired images apart
+    images = torch.zeros(4, 1, 2, 2).requires_grad_(True)
+    with torch.no_grad():
+        images[2] += 0.1
+    mode_seeking_loss(images, z, weight=1.0).backward()
+    assert (images.grad[0] > 0).all() and (images.grad[2] < 0).all()

@@ -172,3 +172,40 @@ def test_r1_differentiates_the_unaugmented_reals_through_the_augmentation():
     expected = 2.0 / 2 * _reference_input_grad_sq(D, real, view).mean()
     got = d_step(D, torch.optim.SGD(D.parameters(), lr=0.0), real, fake, opts)["penalty_d"]
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=0)
+
+
+def test_mode_seeking_term_joins_g_loss_and_pairs_of_a_conditional_batch_share_a_class(tiny_npz, tmp_path, monkeypatch):
+    from helpers import tiny_config
+    from ganforge.training.loop import Trainer
+
+    G, D = tiny_pair()
+    z = torch.randn(6, 8)
+    opts = StepOptions(precision=Precision("fp32", "cpu"), reg=RegularizerConfig(mode_seeking=1.0))
+    grads = []
+    for o in (FP32, opts):
+        G.zero_grad()
+        g_opt = torch.optim.SGD(G.parameters(), lr=0.0)  # lr 0: compare gradients, keep the weights
+        stats = g_step(D, g_opt, G(z), o, z=z)
+        grads.append(torch.cat([p.grad.flatten() for p in G.parameters()]))
+    assert "mode_seeking_g" not in g_step(D, g_opt, G(z), FP32) and stats["mode_seeking_g"] > 0
+    assert not torch.allclose(grads[0], grads[1])  # the term changed G's gradient
+    with pytest.raises(ValueError, match="needs the noise"):
+        g_step(D, g_opt, G(z), opts)
+
+    trainer = Trainer(tiny_config(tiny_npz, "train.max_steps=2", "model.conditional=true", "reg.mode_seeking=1",
+                                  "train.log_every=1"), tmp_path / "run")
+    seen = []
+    import ganforge.training.state as state_module
+
+    def spy(D, g_opt, fake, opts, real=None, labels=None, z=None):
+        seen.append(labels.clone())
+        return g_step(D, g_opt, fake, opts, real=real, labels=labels, z=z)
+
+    monkeypatch.setattr(state_module, "g_step", spy)
+    records = []
+    trainer.run(on_log=records.append)
+    assert len(seen) == 2
+    for labels in seen:
+        half = len(labels) // 2
+        assert torch.equal(labels[:half], labels[len(labels) - half:])
+    assert all(r["mode_seeking_g"] > 0 for r in records)

@@ -53,6 +53,30 @@ def instance_noise(images: torch.Tensor, std: float, generator: torch.Generator 
     return images + std * torch.randn(images.shape, generator=generator, device=images.device, dtype=images.dtype)
 
 
+def paired_halves(n: int) -> tuple[slice, slice]:
+    """The two halves of a batch of n that the mode-seeking term compares: sample i of the first with
+    sample i of the second (for odd n the middle sample is in neither)."""
+    h = n // 2
+    return slice(0, h), slice(n - h, n)
+
+
+def mode_seeking_ratio(fake: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """MSGAN's (Mao et al. 2019) ratio mean|G(z1) - G(z2)| / mean|z1 - z2| over the batch's pairs
+    (:func:`paired_halves`; a conditional batch must give each pair one class). A G that maps different
+    noise to the same image, the within-class mode collapse, has a ratio near 0. fake: (N, C, R, R),
+    z: (N, z_dim) -> 0-dim float32."""
+    first, second = paired_halves(len(fake))
+    image_gap = (fake[first].float() - fake[second].float()).abs().mean()
+    noise_gap = (z[first].float() - z[second].float()).abs().mean()
+    return image_gap / noise_gap
+
+
+def mode_seeking_loss(fake: torch.Tensor, z: torch.Tensor, weight: float, eps: float = 1e-5) -> torch.Tensor:
+    """weight / (ratio + eps), the term MSGAN adds to G's loss: minimising it spreads G's images apart
+    as its noise inputs are apart. It reads only G's samples, never data."""
+    return weight / (mode_seeking_ratio(fake, z) + eps)
+
+
 def grad_norm(parameters) -> torch.Tensor:
     """Total L2 norm of the existing gradients as a 0-dim tensor (no host synchronisation).
 

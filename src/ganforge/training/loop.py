@@ -190,6 +190,11 @@ class Trainer:
 
     # ------------------------------------------------------------------ run
 
+    @property
+    def stat_names(self) -> tuple[str, ...]:
+        """The step statistics averaged over each log interval: the fixed ones and those of optional terms."""
+        return STAT_NAMES + (("mode_seeking_g",) if self.cfg.reg.mode_seeking > 0 else ())
+
     def run(self, on_log: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
         """Train until a limit is reached or Ctrl-C; returns a summary."""
         t = self.cfg.train
@@ -199,7 +204,7 @@ class Trainer:
             self.cfg.save(self.run_dir / "config.json")
         logger = RunLogger(self.run_dir, total=self.stops.total, initial=self.step, max_time=self.stops.max_time,
                            progress=t.progress and main, tensorboard=t.tensorboard and main, write=main)
-        sums = torch.zeros(len(STAT_NAMES), device=self.device)  # running sums between log lines
+        sums = torch.zeros(len(self.stat_names), device=self.device)  # running sums between log lines
         steps_since_log, last_log = 0, time.perf_counter()
         last_ckpt_time = time.perf_counter()
         for notice in self.notices:
@@ -213,7 +218,7 @@ class Trainer:
                 start = time.perf_counter()  # the time budget counts everything the loop does
                 while not self._stop_reason:
                     stats = self.train_step()
-                    sums += torch.stack([stats[k].float() for k in STAT_NAMES])
+                    sums += torch.stack([stats[k].float() for k in self.stat_names])
                     steps_since_log += 1
                     now = time.perf_counter()
                     self.elapsed += now - start
@@ -256,7 +261,7 @@ class Trainer:
         t = self.cfg.train
         if self.ranks.enabled:  # every rank logs (and decides on) the same numbers: their mean
             means = distributed.mean(means.clone())
-        record = dict(zip(STAT_NAMES, means.tolist()))  # the one host sync per interval
+        record = dict(zip(self.stat_names, means.tolist()))  # the one host sync per interval
         record.update(
             step=self.step, epoch=round(self.epoch, 4), elapsed=round(self.elapsed, 2),
             images_per_sec=round(steps * t.batch_size * t.d_steps * self.ranks.world_size / seconds, 1),

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from ..losses.regularizers import paired_halves
 from .ema import EMA
 from .schedule import Schedule
 from .steps import StepOptions, call, d_step, g_step, needs_double_backward, path_length_step
@@ -200,6 +201,10 @@ class TrainState:
             n_fake = self.fake_batch or len(real)
             z = self.noise(n_fake)
             fake_labels = self._fake_labels(labels, n_fake)
+            if self.opts.reg.mode_seeking > 0 and fake_labels is not None:  # each compared pair shares a class
+                first, second = paired_halves(n_fake)
+                fake_labels = fake_labels.clone()
+                fake_labels[second] = fake_labels[first]
             with torch.set_grad_enabled(last), precision.autocast():
                 fake = call(G, z, fake_labels)  # (n_fake, C, R, R); keeps its graph only for the G step
             d_fake, d_fake_labels = fake.detach(), fake_labels
@@ -215,7 +220,7 @@ class TrainState:
             images_seen += len(real) * self.world_size
         # D unwrapped: it is not updated in the G step, so DDP must not expect a reduction of its gradients
         D_g = self.D_g if self.D_g is not None else self.D
-        stats.update(g_step(D_g, self.g_opt, fake, self.opts, real=real, labels=fake_labels))
+        stats.update(g_step(D_g, self.g_opt, fake, self.opts, real=real, labels=fake_labels, z=z))
         if self.pl_mean is not None and self.step % self.opts.reg.pl_interval == 0:  # lazy, as R1
             average = None
             if self.world_size > 1:  # G is called outside DDP here: average by hand

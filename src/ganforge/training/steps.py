@@ -21,7 +21,8 @@ from torch import nn
 from ..config import RegularizerConfig
 from ..losses import d_loss, g_loss
 from ..losses.adversarial import G_NEEDS_REAL, decision_margin
-from ..losses.regularizers import clip_weights_, grad_norm, gradient_penalty, instance_noise, r1_penalty, r2_penalty
+from ..losses.regularizers import (clip_weights_, grad_norm, gradient_penalty, instance_noise, mode_seeking_loss,
+                                   r1_penalty, r2_penalty)
 from .augment import AdaptiveAugment, DiffAugment
 from .runtime import Precision
 
@@ -141,8 +142,10 @@ def g_step(
     opts: StepOptions,
     real: torch.Tensor | None = None,  # needed by relativistic losses (which therefore read real data)
     labels: torch.Tensor | None = None,  # (N,) classes of fake (and real), for a conditional D
+    z: torch.Tensor | None = None,  # (N, z_dim) the noise behind fake, for the mode-seeking term
 ) -> dict[str, torch.Tensor]:
-    """Minimise G's loss on D's view of ``fake``; D's weights get no gradient."""
+    """Minimise G's loss on D's view of ``fake`` (plus the mode-seeking term when ``reg.mode_seeking``
+    is on; its pairs are :func:`paired_halves` of the batch); D's weights get no gradient."""
     D.requires_grad_(False)  # skip D's weight gradients: only G is updated here
     try:
         real_logits = None
@@ -153,8 +156,14 @@ def g_step(
                     raise ValueError(f"the {opts.g_loss} G loss needs a real batch")
                 real_logits = call(D, _d_inputs(real, opts), labels).detach()
         loss = g_loss(opts.g_loss, fake_logits, real_logits)
+        total = loss
+        if opts.reg.mode_seeking > 0:
+            if z is None:
+                raise ValueError("the mode-seeking term needs the noise behind the fakes")
+            seeking = mode_seeking_loss(fake, z, opts.reg.mode_seeking)
+            total = loss + seeking
         g_opt.zero_grad(set_to_none=True)
-        loss.backward()
+        total.backward()
         params = [p for group in g_opt.param_groups for p in group["params"]]
         if opts.reg.g_clip_norm > 0:
             norm = torch.nn.utils.clip_grad_norm_(params, opts.reg.g_clip_norm)
@@ -163,7 +172,10 @@ def g_step(
         g_opt.step()
     finally:
         D.requires_grad_(True)
-    return {"loss_g": loss.detach(), "grad_g": norm.detach()}
+    stats = {"loss_g": loss.detach(), "grad_g": norm.detach()}
+    if opts.reg.mode_seeking > 0:
+        stats["mode_seeking_g"] = seeking.detach()
+    return stats
 
 
 def path_length_step(
