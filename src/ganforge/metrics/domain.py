@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 
 import torch
 import torch.nn.functional as F
@@ -185,6 +186,10 @@ def load_or_train(
         net = DomainNet(info["channels"], info["classes"])
         net.load_state_dict(load_file(str(weights)))
         return net.eval(), key
+    kind = "classifier" if labels is not None else "autoencoder"
+    # said even without a progress bar: on a CPU this takes minutes the first time, and nothing else is printed
+    print(f"training the domain {kind} on {len(images):,} reference images, once: it is cached in {folder}",
+          file=sys.stderr, flush=True)
     net = train_domain_net(images, labels, progress=progress)
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / "domain.safetensors.tmp"
