@@ -85,11 +85,13 @@ RECIPES["r3gan-small"] = _small("r3gan", "r3gan", **{
 # 10 (3 epochs of 50,000 training images, scored on 10,000 other training images, never the test set): one D step
 # per G step (10, after Bie et al. 2023, let D win outright within the few thousand steps a CPU run takes), batch
 # 64 (more steps beat less noise per step: 32, 128 and 512 scored lower) and width-32 networks (a quarter of D's
-# parameters, so a quarter of the noise's energy; 2.7x the images per second of width 64 in a probe).
+# parameters, so a quarter of the noise's energy; 2.7x the images per second of width 64 in a probe). MSGAN's
+# mode-seeking term (weight 1) then raised the validation CAS from 0.41 to 0.49: without it G drew nearly one
+# garment per class; it reads only G's samples, so it costs no privacy.
 RECIPES["dp"] = {
     "model.arch": "dcgan", "model.d_norm": "group", "model.d_mbstd": False,
     "model.g_width": 32, "model.d_width": 32,
-    "train.batch_size": 64, "train.d_steps": 1, "train.ema_kimg": 10.0,
+    "train.batch_size": 64, "train.d_steps": 1, "train.ema_kimg": 10.0, "reg.mode_seeking": 1.0,
     "dp.epsilon": 10.0, "dp.max_grad_norm": 1.0,
 }
 DEFAULT_RECIPE = "stable"  # what `ganforge train` applies when no --recipe is given
