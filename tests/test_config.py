@@ -152,3 +152,17 @@ def test_training_refuses_an_architecture_for_points():
     set_value(cfg, "model.arch", "mlp")
     with pytest.raises(ConfigError, match=r"model.arch must be one of dcgan"):
         validate(cfg)
+
+
+def test_mode_seeking_needs_pairs_and_a_non_negative_weight():
+    cfg = Config()
+    set_value(cfg, "reg.mode_seeking", 1.0)
+    set_value(cfg, "train.batch_size", 1)
+    with pytest.raises(ConfigError, match="needs train.batch_size >= 2"):
+        validate(cfg)
+    set_value(cfg, "reg.mode_seeking", -1.0)
+    with pytest.raises(ConfigError, match="reg.mode_seeking must be >= 0"):
+        validate(cfg)
+    set_value(cfg, "reg.mode_seeking", 1.0)
+    set_value(cfg, "train.batch_size", 2)
+    validate(cfg)

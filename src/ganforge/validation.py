@@ -96,6 +96,8 @@ def validate(cfg: Config) -> Config:
             raise ConfigError(f"reg.{name} must be >= 0")
     if r.r_interval < 1:
         raise ConfigError("reg.r_interval must be >= 1")
+    if r.mode_seeking > 0 and t.batch_size < 2:
+        raise ConfigError("reg.mode_seeking compares pairs of generated images: it needs train.batch_size >= 2")
     if (r.augment_p is not None and not 0 <= r.augment_p <= 1) or not 0 <= r.label_smoothing < 1:
         raise ConfigError("reg.augment_p must be in [0, 1] and reg.label_smoothing in [0, 1)")
     augments = {"translation", "cutout", "colour", "color"}
