@@ -82,7 +82,7 @@ class Site:
                     ) -> RoundResult:
         """``local_steps`` G steps from ``global_weights`` (or from what that function returns given the site's
         own weights as the template of shapes: a decrypted aggregate); the site's state is saved before returning."""
-        from ..training.loop import STAT_NAMES, Trainer
+        from ..training.loop import Trainer
 
         cfg = self.config(server_cfg, rounds, local_steps)
         data = self.dataset(cfg.data.resolution, cfg.data.channels)
@@ -104,7 +104,7 @@ class Site:
             if trainer.private is not None and trainer.private.budget_stop(trainer.cfg.train.d_steps):
                 break  # this site's privacy budget is spent: it hands back what it has
             stats = trainer.train_step()
-            values = np.array([float(stats[k]) for k in STAT_NAMES])
+            values = np.array([float(stats[k]) for k in trainer.stat_names])
             sums = values if sums is None else sums + values
             steps += 1
         seconds = time.perf_counter() - start
@@ -115,7 +115,7 @@ class Site:
         trainer.save_checkpoint()
         metrics: dict[str, float | str] = {"steps": float(steps), "seconds": seconds}
         if steps:
-            metrics.update(zip(STAT_NAMES, (sums / steps).tolist()))
+            metrics.update(zip(trainer.stat_names, (sums / steps).tolist()))
         if trainer.private is not None:  # this site's guarantee, about its own images
             metrics["epsilon"] = trainer.private.epsilon()
             metrics["privacy"] = json.dumps(trainer.private.summary())

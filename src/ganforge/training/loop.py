@@ -48,6 +48,8 @@ class Trainer:
         self.cfg = cfg = validate(copy.deepcopy(cfg))
         self.run_dir = Path(run_dir)
         self.notices: list[str] = []  # one-line remarks for the user (printed by the CLI, logged as events)
+        # the step statistics averaged over each log interval: the fixed ones and those of optional terms
+        self.stat_names = STAT_NAMES + (("mode_seeking_g",) if cfg.reg.mode_seeking > 0 else ())
         t = cfg.train
         self.ranks, rank_device = distributed.init(t.device)  # one process unless launched by torchrun
         if cfg.dp.enabled and self.ranks.enabled:
@@ -189,11 +191,6 @@ class Trainer:
         return self.state.train_step([self._real_batch(k) for k in range(self.cfg.train.d_steps)])
 
     # ------------------------------------------------------------------ run
-
-    @property
-    def stat_names(self) -> tuple[str, ...]:
-        """The step statistics averaged over each log interval: the fixed ones and those of optional terms."""
-        return STAT_NAMES + (("mode_seeking_g",) if self.cfg.reg.mode_seeking > 0 else ())
 
     def run(self, on_log: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
         """Train until a limit is reached or Ctrl-C; returns a summary."""
