@@ -10,7 +10,7 @@ import pytest
 from helpers import fedavg_round, small_federation as federation
 from ganforge.federated.server import FederationConfig, GlobalRun, agree_on_data
 from ganforge.federated.site import Site
-from ganforge.federated.weights import weighted_mean
+from ganforge.federated.weights import exchanged_tensors, weighted_mean
 from ganforge.errors import GanforgeError
 from ganforge.runs import latest_checkpoint, load_state
 from ganforge.sampling import load_generator
@@ -49,12 +49,31 @@ def test_site_training_is_a_function_of_its_inputs(tiny_npz, tmp_path):
     aggregates comparable with the plain one)."""
     run, sites = federation(tiny_npz, tmp_path)
     twin = Site(sites[0].data_source, tmp_path / "twin", name=sites[0].name)
-    args = (run.fed.id, run.cfg, run.fed.rounds, run.fed.local_steps, run.weights())
+    args = (run.fed.id, run.cfg, run.fed.rounds, run.fed.local_steps, len(sites), run.weights())
     a, b = sites[0].train_round(*args), twin.train_round(*args)
     assert all(np.array_equal(x, y) for x, y in zip(a.update, b.update))
     other = Site(sites[0].data_source, tmp_path / "other", name="another-site")  # another name: other noise
     c = other.train_round(*args)
     assert not all(np.array_equal(x, y) for x, y in zip(a.update, c.update))
+
+
+def test_a_sites_average_counts_the_images_of_all_sites(tiny_npz, tmp_path):
+    """G's average takes a step of K sites' images per local step, as a centralised run's average takes a step
+    of K x batch images: the same half-life in images at the same images seen. G and D do not change."""
+    run, sites = federation(tiny_npz, tmp_path, "fed", 2, "train.ema_kimg=0.05")
+    start = run.weights()
+    twin = Site(sites[0].data_source, tmp_path / "twin", name=sites[0].name)
+    alone = sites[0].train_round(run.fed.id, run.cfg, run.fed.rounds, run.fed.local_steps, 1, start)
+    of_four = twin.train_round(run.fed.id, run.cfg, run.fed.rounds, run.fed.local_steps, 4, start)
+    names = [name for name, _ in exchanged_tensors(run.state.networks())]
+    average = [name.startswith("generator_ema.") and "running_" not in name for name in names]
+    assert any(average) and not all(average)
+    for in_average, a, b in zip(average, alone.update, of_four.update):
+        if not in_average:
+            assert np.array_equal(a, b)  # G, D and the buffers the average copies from G
+    moved_alone = sum(float(np.abs(d).sum()) for d, avg in zip(alone.update, average) if avg)
+    moved_of_four = sum(float(np.abs(d).sum()) for d, avg in zip(of_four.update, average) if avg)
+    assert moved_of_four > 1.5 * moved_alone  # 4x the images per step: the average follows G faster
 
 
 def test_resumed_server_continues_bit_for_bit(tiny_npz, tmp_path):

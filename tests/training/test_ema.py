@@ -16,6 +16,15 @@ def test_decay_from_half_life_in_images():
     assert ema.beta ** 10 == pytest.approx(0.5)  # 10 steps of 100 images = the 1k-image half-life
 
 
+def test_counting_processes_keeps_the_half_life_in_images():
+    one, four = EMA(nn.Linear(2, 2), ema_kimg=1.0, batch_size=100), EMA(nn.Linear(2, 2), ema_kimg=1.0, batch_size=100)
+    four.count_processes(4)  # 4 ranks or sites of 100 images: 400 images per update
+    assert four.beta == pytest.approx(one.beta ** 4)
+    assert four.beta ** 2.5 == pytest.approx(0.5)
+    four.set_half_life(2.0)  # a scheduled half-life keeps counting 400 images per update
+    assert four.beta ** 5 == pytest.approx(0.5)
+
+
 def test_update_is_a_moving_average_of_the_weights():
     torch.manual_seed(0)
     live = nn.Sequential(nn.Linear(3, 3), nn.BatchNorm1d(3))

@@ -181,9 +181,11 @@ class RoundResult:
     encrypted: list[bytes] | None = None  # CKKS: the encrypted sum, which the server cannot read
 
 
-def fit_instructions(run: GlobalRun, parameters: Parameters) -> FitIns:
+def fit_instructions(run: GlobalRun, parameters: Parameters, sites: int) -> FitIns:
+    """What a site needs for a round; ``sites``: how many take part (their images make one global step's)."""
     fed = run.fed
     return FitIns(parameters, {"round": run.round + 1, "rounds": fed.rounds, "local_steps": fed.local_steps,
+                               "sites": sites,
                                "config": json.dumps(run.cfg.to_dict()), "he": fed.he or "", "federation": fed.id})
 
 
@@ -213,7 +215,7 @@ def make_aggregator(run: GlobalRun, context: Context) -> Callable[[Grid, list[in
 
 
 def send_fit(run: GlobalRun, grid: Grid, nodes: list[int], parameters: Parameters) -> tuple[list[FitRes], int]:
-    content = compat.fitins_to_recorddict(fit_instructions(run, parameters), keep_input=True)
+    content = compat.fitins_to_recorddict(fit_instructions(run, parameters, len(nodes)), keep_input=True)
     messages = [Message(content=content, dst_node_id=node, message_type=MessageType.TRAIN,
                         group_id=str(run.round + 1)) for node in nodes]
     replies = list(grid.send_and_receive(messages, timeout=run.fed.round_timeout))
@@ -245,7 +247,7 @@ def secure_round(run: GlobalRun, context: Context, grid: Grid, nodes: list[int])
     from flwr.server.workflow.constant import MAIN_CONFIGS_RECORD, MAIN_PARAMS_RECORD, Key
 
     fed = run.fed
-    strategy = _OneSecureRound(fit_instructions(run, ndarrays_to_parameters(run.weights())))
+    strategy = _OneSecureRound(fit_instructions(run, ndarrays_to_parameters(run.weights()), len(nodes)))
     manager = SimpleClientManager()
     for node in nodes:
         manager.register(GridClientProxy(node, grid, context.run_id))
@@ -334,7 +336,7 @@ class SiteClient(Client):
     def fit(self, ins: FitIns) -> FitRes:
         c = ins.config
         cfg = Config.from_dict(json.loads(str(c["config"])))
-        plan = (str(c["federation"]), cfg, int(c["rounds"]), int(c["local_steps"]))
+        plan = (str(c["federation"]), cfg, int(c["rounds"]), int(c["local_steps"]), int(c.get("sites", 1)))
         if c.get("he") == CKKS:
             return self._fit_encrypted(plan, ins.parameters)
         result = self.site.train_round(*plan, parameters_to_ndarrays(ins.parameters))
@@ -359,7 +361,7 @@ class SiteClient(Client):
             return start
 
         result = self.site.train_round(*plan, global_weights)
-        _, cfg, _, local_steps = plan
+        _, cfg, _, local_steps, _ = plan
         share = result.images / (local_steps * cfg.train.d_steps * cfg.train.batch_size)  # about 1: no overflow
         chunks = he.encrypt(ctx, he.pack_weights(add(start, result.update), share))
         return FitRes(Status(Code.OK, ""), Parameters(chunks, CKKS), result.images, result.metrics)

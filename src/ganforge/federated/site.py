@@ -77,11 +77,13 @@ class Site:
         t.checkpoint_every, t.checkpoint_minutes, t.keep_checkpoints = 10 ** 9, 10 ** 9, 1
         return cfg
 
-    def train_round(self, federation: str, server_cfg: Config, rounds: int, local_steps: int,
+    def train_round(self, federation: str, server_cfg: Config, rounds: int, local_steps: int, sites: int,
                     global_weights: Sequence[np.ndarray] | Callable[[list[np.ndarray]], list[np.ndarray]]
                     ) -> RoundResult:
         """``local_steps`` G steps from ``global_weights`` (or from what that function returns given the site's
-        own weights as the template of shapes: a decrypted aggregate); the site's state is saved before returning."""
+        own weights as the template of shapes: a decrypted aggregate); the site's state is saved before returning.
+        ``sites`` take part in the round: G's average counts their images in each step, so its half-life in
+        images means what it means in a centralised run (:meth:`~ganforge.training.ema.EMA.count_processes`)."""
         from ..training.loop import Trainer
 
         cfg = self.config(server_cfg, rounds, local_steps)
@@ -98,6 +100,7 @@ class Site:
         weights.load_arrays(state.networks(), global_weights)
         if state.ema is not None:
             state.ema.stale = state.ema.has_batchnorm
+            state.ema.count_processes(sites)
         start, sums, steps = time.perf_counter(), None, 0
         images_before = state.real_batches * trainer.cfg.train.batch_size
         for _ in range(local_steps):

@@ -41,17 +41,23 @@ class EMA:
 
     def __init__(self, model: nn.Module, ema_kimg: float, batch_size: int, z_dim: int | None = None,
                  stat_batches: int = STAT_BATCHES, num_classes: int = 0, processes: int = 1):
-        # the half-life counts the images of all processes (DDP): batch_size * processes per update
-        self.images_per_update = batch_size * processes
-        self.set_half_life(ema_kimg)
         self.model = copy.deepcopy(model).eval().requires_grad_(False)
         self.batch_size, self.z_dim, self.stat_batches = batch_size, z_dim, stat_batches
+        self.count_processes(processes, ema_kimg)
         self.num_classes = num_classes  # > 0: a class-conditional G, fed balanced labels
         self.has_batchnorm = bool(batchnorm_layers(self.model))
         self.stale = self.has_batchnorm  # running statistics not yet fitted to the averaged weights
 
+    def count_processes(self, processes: int, ema_kimg: float | None = None) -> None:
+        """Count ``batch_size * processes`` images per update, keeping the half-life in images (``ema_kimg``, or
+        the current one). The processes are DDP's ranks, or a federation's sites: K sites that each take a step
+        of ``batch_size`` images move the averaged global model about as far as one step of K x batch_size."""
+        self.images_per_update = self.batch_size * processes
+        self.set_half_life(self.ema_kimg if ema_kimg is None else ema_kimg)
+
     def set_half_life(self, ema_kimg: float) -> None:
         """Half-life in thousands of images; 0: the average is G itself (scheduled half-lives start there)."""
+        self.ema_kimg = ema_kimg
         self.beta = 0.5 ** (self.images_per_update / (1000.0 * ema_kimg)) if ema_kimg > 0 else 0.0
 
     @torch.no_grad()
