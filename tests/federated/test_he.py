@@ -49,7 +49,8 @@ def test_encrypted_federation_decrypts_to_the_plain_round(keys, tiny_npz, tmp_pa
     site_ctx, server_ctx, site_key, server_key = keys
     run, sites = federation(tiny_npz, tmp_path)
     start = run.weights()
-    results = [s.train_round(run.fed.id, run.cfg, run.fed.rounds, run.fed.local_steps, len(sites), start) for s in sites]
+    plan = (run.fed.id, run.cfg, run.fed.rounds, run.fed.local_steps, len(sites))
+    results = [s.train_round(*plan, start) for s in sites]
     uploads = [he.encrypt(site_ctx, he.pack_weights([w + d for w, d in zip(start, r.update)], r.images / 24)) for r in results]
     run.finish_round([(r.images, r.metrics) for r in results], 0, 1.0, {},
                      encrypted=he.add_ciphertexts(server_ctx, uploads))
