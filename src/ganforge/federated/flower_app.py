@@ -34,7 +34,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, NamedTuple
 
 import numpy as np
 
@@ -324,6 +324,15 @@ class _OneSecureRound(Strategy):
 # ---------------------------------------------------------------------------- site
 
 
+class RoundPlan(NamedTuple):
+    """A round's instructions to a site, in :meth:`Site.train_round`'s argument order."""
+    federation: str
+    cfg: Config
+    rounds: int
+    local_steps: int
+    sites: int
+
+
 class SiteClient(Client):
     """A site as Flower's legacy client: describe the data, train a round."""
 
@@ -336,13 +345,13 @@ class SiteClient(Client):
     def fit(self, ins: FitIns) -> FitRes:
         c = ins.config
         cfg = Config.from_dict(json.loads(str(c["config"])))
-        plan = (str(c["federation"]), cfg, int(c["rounds"]), int(c["local_steps"]), int(c.get("sites", 1)))
+        plan = RoundPlan(str(c["federation"]), cfg, int(c["rounds"]), int(c["local_steps"]), int(c.get("sites", 1)))
         if c.get("he") == CKKS:
             return self._fit_encrypted(plan, ins.parameters)
         result = self.site.train_round(*plan, parameters_to_ndarrays(ins.parameters))
         return FitRes(Status(Code.OK, ""), ndarrays_to_parameters(result.update), result.images, result.metrics)
 
-    def _fit_encrypted(self, plan: tuple, parameters: Parameters) -> FitRes:
+    def _fit_encrypted(self, plan: RoundPlan, parameters: Parameters) -> FitRes:
         """Decrypt the global weights (plain in the first round), train, encrypt [r * w, r] (r: share of images)."""
         from . import he
         from .weights import add
@@ -361,8 +370,8 @@ class SiteClient(Client):
             return start
 
         result = self.site.train_round(*plan, global_weights)
-        _, cfg, _, local_steps, _ = plan
-        share = result.images / (local_steps * cfg.train.d_steps * cfg.train.batch_size)  # about 1: no overflow
+        train = plan.cfg.train
+        share = result.images / (plan.local_steps * train.d_steps * train.batch_size)  # about 1: no overflow
         chunks = he.encrypt(ctx, he.pack_weights(add(start, result.update), share))
         return FitRes(Status(Code.OK, ""), Parameters(chunks, CKKS), result.images, result.metrics)
 
