@@ -166,3 +166,26 @@ def test_mode_seeking_needs_pairs_and_a_non_negative_weight():
     set_value(cfg, "reg.mode_seeking", 1.0)
     set_value(cfg, "train.batch_size", 2)
     validate(cfg)
+
+
+def test_the_class_term_and_d_classifier_head_come_together_on_a_conditional_model():
+    cfg = Config()
+    set_value(cfg, "reg.class_weight", 1.0)
+    with pytest.raises(ConfigError, match="set model.d_classifier=true"):
+        validate(cfg)
+    set_value(cfg, "model.d_classifier", True)
+    with pytest.raises(ConfigError, match="needs labels"):
+        validate(cfg)
+    set_value(cfg, "model.conditional", True)
+    validate(cfg)
+    set_value(cfg, "reg.class_weight", 0.0)
+    with pytest.raises(ConfigError, match="only reg.class_weight trains"):
+        validate(cfg)
+    set_value(cfg, "reg.class_weight", -1.0)
+    with pytest.raises(ConfigError, match="reg.class_weight must be >= 0"):
+        validate(cfg)
+    other = Config()
+    set_value(other, "model.arch", "resnet")
+    set_value(other, "reg.class_weight", 1.0)
+    with pytest.raises(ConfigError, match="the resnet D has none"):
+        validate(other)

@@ -52,6 +52,7 @@ class RegularizerConfig:
     d_clip_norm: float = 0.0  # clip D's gradient norm (0: off)
     label_smoothing: float = 0.0  # one-sided: D's real target 1 - s (minimax loss)
     mode_seeking: float = 0.0  # MSGAN weight: G's loss + w / (|G(z1)-G(z2)| / |z1-z2|) over pairs of one class (0: off)
+    class_weight: float = 0.0  # AC-GAN: D's classifier (model.d_classifier) learns real labels, G its asked-for class
     instance_noise: float = 0.0  # std of Gaussian noise added to D's real and fake inputs
     augment: str = ""  # differentiable augmentation for D's inputs: comma list of translation, cutout, colour
     augment_p: float | None = None  # probability of each augmentation; None: 1, or 0 at the start with ada

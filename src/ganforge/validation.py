@@ -24,6 +24,19 @@ _CHOICES = {
 DEFAULT_MAX_EPOCHS = 20.0
 
 
+def _check_classifier(cfg: Config) -> None:
+    """The AC-GAN term and D's classifier head come together, on a class-conditional model."""
+    head, weight = getattr(cfg.model, "d_classifier", False), cfg.reg.class_weight > 0
+    if weight and not head:
+        has = "set model.d_classifier=true" if hasattr(cfg.model, "d_classifier") else \
+            f"the {cfg.model.arch} D has none (dcgan has one)"
+        raise ConfigError(f"reg.class_weight trains D's classifier head: {has}")
+    if head and not weight:
+        raise ConfigError("model.d_classifier adds a head that only reg.class_weight trains: set it above 0")
+    if head and not cfg.model.conditional:
+        raise ConfigError("model.d_classifier predicts classes: it needs labels (model.conditional=true)")
+
+
 def _check_losses(cfg: Config) -> None:
     """Loss pairs that optimise one game, Wasserstein with a Lipschitz constraint, ADA with a signal."""
     from .losses.adversarial import ADA_LOSSES, check_loss_pair
@@ -91,13 +104,14 @@ def validate(cfg: Config) -> Config:
             raise ConfigError(f"{name} must be positive, got {value}")
     r = cfg.reg
     for name in ("r1_gamma", "r2_gamma", "gp_weight", "clip_weights", "g_clip_norm", "d_clip_norm",
-                 "label_smoothing", "instance_noise", "ada_kimg", "mode_seeking"):
+                 "label_smoothing", "instance_noise", "ada_kimg", "mode_seeking", "class_weight"):
         if getattr(r, name) < 0:
             raise ConfigError(f"reg.{name} must be >= 0")
     if r.r_interval < 1:
         raise ConfigError("reg.r_interval must be >= 1")
     if r.mode_seeking > 0 and t.batch_size < 2:
         raise ConfigError("reg.mode_seeking compares pairs of generated images: it needs train.batch_size >= 2")
+    _check_classifier(cfg)
     if (r.augment_p is not None and not 0 <= r.augment_p <= 1) or not 0 <= r.label_smoothing < 1:
         raise ConfigError("reg.augment_p must be in [0, 1] and reg.label_smoothing in [0, 1)")
     augments = {"translation", "cutout", "colour", "color"}

@@ -51,3 +51,20 @@ def test_unknown_model_and_option():
 def test_uint8_round_trip():
     pixels = torch.arange(256, dtype=torch.uint8).reshape(1, 1, 16, 16)
     assert torch.equal(to_uint8(from_uint8(pixels)), pixels)
+
+
+def test_classifier_head_returns_class_logits_beside_the_unchanged_logit():
+    torch.manual_seed(0)
+    cfg = model_config("dcgan", resolution=16, channels=1, d_width=8, d_norm="group", num_classes=3,
+                       d_classifier=True)
+    D = build_discriminator("dcgan", cfg)
+    x, c = torch.rand(4, 1, 16, 16) * 2 - 1, torch.tensor([0, 1, 2, 1])
+    logits, classes = D(x, c, classes=True)
+    assert classes.shape == (4, 3)
+    torch.testing.assert_close(logits, D(x, c), rtol=0, atol=0)  # the head adds nothing to the real/fake logit
+    plain = build_discriminator("dcgan", model_config("dcgan", resolution=16, channels=1, d_width=8,
+                                                      d_norm="group", num_classes=3))
+    with pytest.raises(ValueError, match="no classifier head"):
+        plain(x, c, classes=True)
+    with pytest.raises(ValueError, match="needs a class-conditional model"):
+        build_discriminator("dcgan", model_config("dcgan", resolution=16, channels=1, d_classifier=True))

@@ -182,3 +182,41 @@ def test_a_longer_limit_on_resume_keeps_the_noise_and_stops_at_the_budget(tiny_n
     assert resumed.private.noise == noise  # not re-planned for 100 steps
     summary = resumed.run()
     assert summary["step"] == 4 and summary["reason"].startswith("reached the privacy budget")
+
+
+def test_the_classifier_term_is_clipped_with_its_pair(tiny_npz, tmp_path):
+    """AC-GAN under DP: the cross-entropy on a real record's label is part of that record's pair gradient
+    (so clipping bounds it too), and a private run trains the head and logs both class terms."""
+    import torch.nn.functional as F
+
+    ac = ["model.conditional=true", "model.d_classifier=true", "reg.class_weight=2"]
+    trainer = private_trainer(tiny_npz, tmp_path / "r", "train.max_steps=1", "dp.max_grad_norm=1e6", *ac)
+    private, D = trainer.private, trainer.state.D
+    torch.manual_seed(1)
+    real, fake = torch.rand(5, 1, 16, 16) * 2 - 1, torch.rand(5, 1, 16, 16) * 2 - 1
+    labels, fake_labels = torch.tensor([0, 1, 1, 0, 1]), torch.tensor([1, 0, 0, 1, 1])
+
+    def pair_loss(net, i):
+        logits, classes = net(real[i], labels[i], classes=True)
+        return d_loss("minimax", logits, net(fake[i], fake_labels[i])) + 2 * F.cross_entropy(classes, labels[i])
+
+    private.gsm.enable_hooks()
+    try:
+        private.optimizer.zero_grad()
+        pair_loss(private.gsm, slice(None)).backward()
+        per_pair = {name: p.grad_sample.clone() for name, p in D.named_parameters()}
+    finally:
+        private.gsm.disable_hooks()
+    assert per_pair["classifier.weight"].abs().sum() > 0
+    for i in range(5):
+        D.zero_grad()
+        pair_loss(D, slice(i, i + 1)).backward()
+        for name, p in D.named_parameters():
+            torch.testing.assert_close(per_pair[name][i], p.grad, rtol=1e-4, atol=1e-6, msg=name)
+
+    records = []
+    run = private_trainer(tiny_npz, tmp_path / "run", "train.max_steps=2", "train.log_every=1", *ac)
+    head = run.state.D.classifier.weight.detach().clone()
+    run.run(on_log=records.append)
+    assert not torch.equal(head, run.state.D.classifier.weight)
+    assert all(r["class_d"] > 0 and r["class_g"] > 0 for r in records)

@@ -1,3 +1,5 @@
+import copy
+
 import pytest
 import torch
 
@@ -209,3 +211,36 @@ def test_mode_seeking_term_joins_g_loss_and_pairs_of_a_conditional_batch_share_a
         half = len(labels) // 2
         assert torch.equal(labels[:half], labels[len(labels) - half:])
     assert all(r["mode_seeking_g"] > 0 for r in records)
+
+
+def test_class_term_teaches_d_the_real_labels_and_g_the_asked_for_class():
+    """AC-GAN: D's step adds the cross-entropy of its classifier on the real labels (its class_d), G's step
+    the cross-entropy on the classes G was asked for (class_g); without the weight the head is left alone."""
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    cfg = model_config("dcgan", resolution=16, channels=1, z_dim=8, g_width=8, d_width=8, d_norm="group",
+                       num_classes=3, d_classifier=True)
+    G, D = build_generator("dcgan", cfg), build_discriminator("dcgan", cfg)
+    opts = StepOptions(precision=Precision("fp32", "cpu"), reg=RegularizerConfig(class_weight=2.0))
+    real, labels = torch.rand(6, 1, 16, 16) * 2 - 1, torch.tensor([0, 1, 2, 0, 1, 2])
+    fake_labels = torch.tensor([2, 2, 1, 1, 0, 0])
+    z = torch.randn(6, 8)
+    fake = G(z, fake_labels)
+    with torch.no_grad():
+        expected_d = F.cross_entropy(D(real, labels, classes=True)[1], labels)
+        expected_g = F.cross_entropy(D(fake, fake_labels, classes=True)[1], fake_labels)
+    head = D.classifier.weight.detach().clone()
+    untouched = copy.deepcopy(D)
+    off = d_step(untouched, torch.optim.SGD(untouched.parameters(), lr=0.1), real, fake.detach(), FP32,
+                 labels=labels, fake_labels=fake_labels)
+    assert "class_d" not in off and torch.equal(head, untouched.classifier.weight)  # no weight: no gradient
+    g_opt = torch.optim.SGD(G.parameters(), lr=0.0)
+    g_stats = g_step(D, g_opt, fake, opts, labels=fake_labels, z=z)
+    torch.testing.assert_close(g_stats["class_g"], expected_g)
+    d_stats = d_step(D, torch.optim.SGD(D.parameters(), lr=0.1), real, fake.detach(), opts, labels=labels,
+                     fake_labels=fake_labels)
+    torch.testing.assert_close(d_stats["class_d"], expected_d)
+    assert not torch.equal(head, D.classifier.weight)
+    with torch.no_grad():  # one SGD step on the class term lowered D's cross-entropy on the real labels
+        assert F.cross_entropy(D(real, labels, classes=True)[1], labels) < expected_d

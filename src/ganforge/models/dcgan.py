@@ -24,6 +24,11 @@ Class-conditional networks (``num_classes`` K > 0) take labels c (N,) in 0..K-1:
   projection term. The embedding is initialised N(0, 0.02) like the convolutions and spectrally
   normalised with them. It uses no BatchNorm, so it works with every ``d_norm``, dropout and
   minibatch standard deviation.
+* D's auxiliary classifier (``d_classifier``, AC-GAN, Odena et al. 2017): a linear layer from the mean
+  of phi(x) over the 4x4 positions to K class logits, returned beside the real/fake logit when D is
+  called with ``classes=True``. The steps train it on the real images' labels and G to make its images
+  classified as the class asked for (``reg.class_weight``): a second, explicit push toward the class
+  besides the projection term, which a noisy private D conveys weakly.
 
 Unconditional networks (K = 0) are exactly the classic ones: same layers, parameter names,
 initialisation order and outputs; the class-conditional parts are not created.
@@ -141,11 +146,26 @@ class DCGANDiscriminator(nn.Module):
                 from torch.nn.utils.parametrizations import spectral_norm
 
                 spectral_norm(self.embed)
+        self.classifier = None
+        if cfg.d_classifier:
+            if self.num_classes == 0:
+                raise ValueError("model.d_classifier predicts classes: it needs a class-conditional model")
+            self.classifier = nn.Linear(widths[-1], self.num_classes)  # mean of phi(x) -> K class logits
+            nn.init.normal_(self.classifier.weight, 0.0, 0.02)
+            nn.init.zeros_(self.classifier.bias)
+            if cfg.d_spectral_norm:
+                from torch.nn.utils.parametrizations import spectral_norm
 
-    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
-        # x: (N, C, R, R) in [-1, 1], c: (N,) labels or None -> logits (N,)
+                spectral_norm(self.classifier)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None,
+                classes: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        # x: (N, C, R, R) in [-1, 1], c: (N,) labels or None -> logits (N,);
+        # classes=True (a D with a classifier head): (logits (N,), class logits (N, K))
         c = check_labels(c, self.num_classes, len(x))
-        if c is None:
+        if classes and self.classifier is None:
+            raise ValueError("this D has no classifier head (model.d_classifier)")
+        if c is None and not classes:
             return self.net(x).flatten()
         h = x
         for layer in self.net[: self._n_features]:
@@ -153,8 +173,13 @@ class DCGANDiscriminator(nn.Module):
         out = h
         for layer in self.net[self._n_features:]:
             out = layer(out)  # (N, 1, 1, 1)
-        projection = (self.embed(c).float() * h.float().sum(dim=(2, 3))).sum(dim=1)  # <embed(c), h>, (N,)
-        return out.flatten() + projection.to(out.dtype)
+        logits = out.flatten()
+        if c is not None:
+            projection = (self.embed(c).float() * h.float().sum(dim=(2, 3))).sum(dim=1)  # <embed(c), h>, (N,)
+            logits = logits + projection.to(out.dtype)
+        if not classes:
+            return logits
+        return logits, self.classifier(h.mean(dim=(2, 3)))  # (N,), (N, K)
 
 
 @register_model("dcgan", generator=DCGANGenerator, discriminator=DCGANDiscriminator, data="images")
@@ -174,6 +199,7 @@ class DCGANConfig:
     d_dropout: float = 0.0  # dropout after each hidden D layer
     d_mbstd: bool = False  # minibatch standard-deviation channel before D's last layer
     num_classes: int = 0  # 0: unconditional; K: conditioned on class labels 0..K-1
+    d_classifier: bool = False  # D also predicts the class (AC-GAN head), trained with reg.class_weight
 
     def to_dict(self) -> dict:
         return asdict(self)

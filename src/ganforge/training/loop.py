@@ -49,7 +49,8 @@ class Trainer:
         self.run_dir = Path(run_dir)
         self.notices: list[str] = []  # one-line remarks for the user (printed by the CLI, logged as events)
         # the step statistics averaged over each log interval: the fixed ones and those of optional terms
-        self.stat_names = STAT_NAMES + (("mode_seeking_g",) if cfg.reg.mode_seeking > 0 else ())
+        self.stat_names = STAT_NAMES + (("mode_seeking_g",) if cfg.reg.mode_seeking > 0 else ()) + (
+            ("class_d", "class_g") if cfg.reg.class_weight > 0 else ())
         t = cfg.train
         self.ranks, rank_device = distributed.init(t.device)  # one process unless launched by torchrun
         if cfg.dp.enabled and self.ranks.enabled:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..config import RegularizerConfig
@@ -56,6 +57,17 @@ def _d_inputs(images: torch.Tensor, opts: StepOptions) -> torch.Tensor:
 def call(net: nn.Module, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
     """net(x) for an unconditional network, net(x, labels) for a class-conditional one."""
     return net(x) if labels is None else net(x, labels)
+
+
+def classifies(opts: StepOptions, labels: torch.Tensor | None) -> bool:
+    """Whether the steps train D's auxiliary classifier (AC-GAN) on this batch: ``reg.class_weight`` on and
+    labels given."""
+    return opts.reg.class_weight > 0 and labels is not None
+
+
+def call_classifying(D: nn.Module, x: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """D's real/fake logits (N,) and its class logits (N, K), from one pass (a D with ``d_classifier``)."""
+    return D(x, labels, classes=True)
 
 
 def _float32(device_type: str):
@@ -100,7 +112,10 @@ def d_step(
     fake = fake.detach().float().requires_grad_(use_r2)
     real_view, fake_view = _d_inputs(real, opts), _d_inputs(fake, opts)
     with _float32(device_type) if use_r1 else opts.precision.autocast():
-        real_logits = call(D, real_view, labels)  # (N,)
+        if classifies(opts, labels):
+            real_logits, real_classes = call_classifying(D, real_view, labels)  # (N,), (N, K)
+        else:
+            real_logits, real_classes = call(D, real_view, labels), None  # (N,)
     with _float32(device_type) if use_r2 else opts.precision.autocast():
         fake_logits = call(D, fake_view, labels if fake_labels is None else fake_labels)  # (N,)
     loss = d_loss(opts.d_loss, real_logits, fake_logits, label_smoothing=reg.label_smoothing)
@@ -115,6 +130,10 @@ def d_step(
                 lambda x: call(D, x, labels), real.detach(), fake.detach(), opts.rng,
                 view=lambda x: _d_inputs(x, opts))
     total = loss + penalty
+    class_loss = None
+    if real_classes is not None:  # AC-GAN: D learns the real images' classes (the fakes' are not its lesson)
+        class_loss = F.cross_entropy(real_classes.float(), labels)
+        total = total + reg.class_weight * class_loss
     d_opt.zero_grad(set_to_none=True)
     total.backward()
     if reg.d_clip_norm > 0:
@@ -126,13 +145,16 @@ def d_step(
         clip_weights_(D, reg.clip_weights)
     if opts.ada is not None:
         opts.ada.update(decision_margin(opts.d_loss, real_logits.detach(), fake_logits.detach()))
-    return {
+    stats = {
         "loss_d": loss.detach(),
         "penalty_d": penalty.detach(),
         "grad_d": norm.detach(),
         "d_real": torch.sigmoid(real_logits.detach().float()).mean(),  # mean D(x)
         "d_fake": torch.sigmoid(fake_logits.detach().float()).mean(),  # mean D(G(z)) before the update
     }
+    if class_loss is not None:
+        stats["class_d"] = class_loss.detach()  # cross-entropy of D's classifier on the real batch
+    return stats
 
 
 def g_step(
@@ -145,12 +167,16 @@ def g_step(
     z: torch.Tensor | None = None,  # (N, z_dim) the noise behind fake, for the mode-seeking term
 ) -> dict[str, torch.Tensor]:
     """Minimise G's loss on D's view of ``fake`` (plus the mode-seeking term when ``reg.mode_seeking``
-    is on; its pairs are :func:`paired_halves` of the batch); D's weights get no gradient."""
+    is on, its pairs :func:`paired_halves` of the batch, and the cross-entropy of D's classifier on the
+    asked-for classes when ``reg.class_weight`` is); D's weights get no gradient."""
     D.requires_grad_(False)  # skip D's weight gradients: only G is updated here
     try:
-        real_logits = None
+        real_logits, fake_classes = None, None
         with opts.precision.autocast():
-            fake_logits = call(D, _d_inputs(fake, opts), labels)
+            if classifies(opts, labels):
+                fake_logits, fake_classes = call_classifying(D, _d_inputs(fake, opts), labels)  # (N,), (N, K)
+            else:
+                fake_logits = call(D, _d_inputs(fake, opts), labels)
             if opts.g_loss in G_NEEDS_REAL:
                 if real is None:
                     raise ValueError(f"the {opts.g_loss} G loss needs a real batch")
@@ -161,7 +187,10 @@ def g_step(
             if z is None:
                 raise ValueError("the mode-seeking term needs the noise behind the fakes")
             seeking = mode_seeking_loss(fake, z, opts.reg.mode_seeking)
-            total = loss + seeking
+            total = total + seeking
+        if fake_classes is not None:
+            class_loss = F.cross_entropy(fake_classes.float(), labels)
+            total = total + opts.reg.class_weight * class_loss
         g_opt.zero_grad(set_to_none=True)
         total.backward()
         params = [p for group in g_opt.param_groups for p in group["params"]]
@@ -175,6 +204,8 @@ def g_step(
     stats = {"loss_g": loss.detach(), "grad_g": norm.detach()}
     if opts.reg.mode_seeking > 0:
         stats["mode_seeking_g"] = seeking.detach()
+    if fake_classes is not None:
+        stats["class_g"] = class_loss.detach()  # cross-entropy of D's classifier on G's asked-for classes
     return stats
 
 
