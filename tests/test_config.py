@@ -168,24 +168,20 @@ def test_mode_seeking_needs_pairs_and_a_non_negative_weight():
     validate(cfg)
 
 
-def test_the_class_term_and_d_classifier_head_come_together_on_a_conditional_model():
+@pytest.mark.parametrize("settings, refusal", [
+    ({"reg.class_weight": 1.0}, "set model.d_classifier=true"),
+    ({"reg.class_weight": 1.0, "model.d_classifier": True}, "needs labels"),
+    ({"model.d_classifier": True, "model.conditional": True}, "only reg.class_weight trains"),
+    ({"reg.class_weight": -1.0}, "reg.class_weight must be >= 0"),
+    ({"model.arch": "resnet", "reg.class_weight": 1.0}, "the resnet D has none"),
+    ({"reg.class_weight": 1.0, "model.d_classifier": True, "model.conditional": True}, None),
+])
+def test_the_class_term_and_d_classifier_head_come_together_on_a_conditional_model(settings, refusal):
     cfg = Config()
-    set_value(cfg, "reg.class_weight", 1.0)
-    with pytest.raises(ConfigError, match="set model.d_classifier=true"):
+    for key, value in settings.items():
+        set_value(cfg, key, value)
+    if refusal is None:
         validate(cfg)
-    set_value(cfg, "model.d_classifier", True)
-    with pytest.raises(ConfigError, match="needs labels"):
-        validate(cfg)
-    set_value(cfg, "model.conditional", True)
-    validate(cfg)
-    set_value(cfg, "reg.class_weight", 0.0)
-    with pytest.raises(ConfigError, match="only reg.class_weight trains"):
-        validate(cfg)
-    set_value(cfg, "reg.class_weight", -1.0)
-    with pytest.raises(ConfigError, match="reg.class_weight must be >= 0"):
-        validate(cfg)
-    other = Config()
-    set_value(other, "model.arch", "resnet")
-    set_value(other, "reg.class_weight", 1.0)
-    with pytest.raises(ConfigError, match="the resnet D has none"):
-        validate(other)
+    else:
+        with pytest.raises(ConfigError, match=refusal):
+            validate(cfg)
