@@ -76,6 +76,25 @@ def test_a_sites_average_counts_the_images_of_all_sites(tiny_npz, tmp_path):
     assert moved_of_four > 1.5 * moved_alone  # 4x the images per step: the average follows G faster
 
 
+def test_with_a_server_learning_rate_a_sites_average_follows_the_stepped_g(tiny_npz, tmp_path):
+    """At server learning rate 2 a site's average moves toward start + 2 x (its G - start), where the server will
+    take G, so its change (with a half-life of a few images: the average is nearly that point) is twice G's; G, D
+    and the buffers do not change."""
+    run, sites = federation(tiny_npz, tmp_path, "fed", 2, "train.ema_kimg=0.0001")
+    start = run.weights()
+    twin = Site(sites[0].data_source, tmp_path / "twin", name=sites[0].name)
+    args = (run.fed.id, run.cfg, run.fed.rounds, run.fed.local_steps, 2, start)
+    plain, stepped = sites[0].train_round(*args), twin.train_round(*args, server_lr=2.0)
+    named = dict(zip([name for name, _ in exchanged_tensors(run.state.networks())], zip(plain.update, stepped.update)))
+    for name, (a, b) in named.items():
+        if not name.startswith("generator_ema."):
+            assert np.array_equal(a, b), name
+    weight = "generator_ema.net.0.weight"
+    g_change = named[weight.replace("generator_ema.", "generator.")][0]
+    np.testing.assert_allclose(named[weight][1], 2 * g_change, atol=1e-5)
+    np.testing.assert_allclose(named[weight][0], g_change, atol=1e-5)
+
+
 def test_resumed_server_continues_bit_for_bit(tiny_npz, tmp_path):
     whole, whole_sites = federation(tiny_npz, tmp_path, "whole")
     fedavg_round(whole, whole_sites)

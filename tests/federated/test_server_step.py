@@ -11,12 +11,13 @@ from torch import nn
 
 
 def nets():
-    return {"generator": nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4)), "discriminator": nn.Linear(4, 1)}
+    return {"generator": nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4)), "discriminator": nn.Linear(4, 1),
+            "generator_ema": nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))}
 
 
 def arrays_and_mask():
     net = nets()
-    return weights.to_arrays(net), weights.learnable(net), [name for name, _ in weights.exchanged_tensors(net)]
+    return weights.to_arrays(net), weights.server_stepped(net), [name for name, _ in weights.exchanged_tensors(net)]
 
 
 def test_parameters_and_buffers_are_told_apart():
@@ -24,6 +25,7 @@ def test_parameters_and_buffers_are_told_apart():
     flags = dict(zip(names, mask))
     assert flags["generator.0.weight"] and flags["discriminator.bias"]
     assert not flags["generator.1.running_var"] and not flags["generator.1.running_mean"]
+    assert not flags["generator_ema.0.weight"]  # G's average: the plain mean (each site moved it as far as G goes)
 
 
 def test_lr_one_without_momentum_is_fedavg():
@@ -70,7 +72,7 @@ def test_a_resumed_federation_keeps_the_servers_velocity(tiny_npz, tmp_path):
     _, start, results = fedavg_round(run, sites)
     mean = weights.weighted_mean([r.update for r in results], [r.images for r in results])
     moved = [b - a for a, b in zip(start, run.weights())]
-    mask = run.server_step.learnable
+    mask = run.server_step.stepped
     assert all(np.allclose(m, 2.0 * u if p else u, atol=1e-6) for m, u, p in zip(moved, mean, mask))
     resumed = GlobalRun.resume(run.run_dir)
     assert resumed.round == 1 and (resumed.server_step.lr, resumed.server_step.momentum) == (2.0, 0.9)

@@ -40,6 +40,27 @@ def test_update_is_a_moving_average_of_the_weights():
     assert ema.stale  # its BatchNorm statistics must be recomputed before use
 
 
+
+def test_following_a_scaled_move_averages_where_the_server_will_take_g():
+    """follow(anchor, s): the average moves toward anchor + s * (G - anchor), the global G after a server step of
+    learning rate s; follow(None) goes back to G itself."""
+    torch.manual_seed(0)
+    live = nn.Linear(3, 3)
+    ema = EMA(live, ema_kimg=0.001, batch_size=1)  # beta = 0.5
+    start = [p.detach().clone() for p in live.parameters()]
+    ema.follow(list(live.parameters()), 3.0)
+    with torch.no_grad():
+        for p in live.parameters():
+            p.add_(1.0)
+    ema.update(live)  # target: start + 3 * 1
+    for e, s in zip(ema.model.parameters(), start):
+        torch.testing.assert_close(e, s + 0.5 * 3.0)
+    ema.follow(None)
+    ema.update(live)  # target: G = start + 1
+    for e, s in zip(ema.model.parameters(), start):
+        torch.testing.assert_close(e, s + 0.5 * 1.5 + 0.5 * 1.0)
+
+
 def tiny_generator(norm="batch"):
     torch.manual_seed(0)
     return build_generator("dcgan", model_config("dcgan", resolution=16, channels=1, z_dim=8, g_width=8, g_norm=norm))

@@ -185,7 +185,7 @@ def fit_instructions(run: GlobalRun, parameters: Parameters, sites: int) -> FitI
     """What a site needs for a round; ``sites``: how many take part (their images make one global step's)."""
     fed = run.fed
     return FitIns(parameters, {"round": run.round + 1, "rounds": fed.rounds, "local_steps": fed.local_steps,
-                               "sites": sites,
+                               "sites": sites, "server_lr": fed.server_lr,
                                "config": json.dumps(run.cfg.to_dict()), "he": fed.he or "", "federation": fed.id})
 
 
@@ -325,12 +325,17 @@ class _OneSecureRound(Strategy):
 
 
 class RoundPlan(NamedTuple):
-    """A round's instructions to a site, in :meth:`Site.train_round`'s argument order."""
+    """A round's instructions to a site (:meth:`Site.train_round`'s arguments but the global weights)."""
     federation: str
     cfg: Config
     rounds: int
     local_steps: int
     sites: int
+    server_lr: float
+
+    def train(self, site: Site, global_weights):
+        return site.train_round(self.federation, self.cfg, self.rounds, self.local_steps, self.sites, global_weights,
+                                server_lr=self.server_lr)
 
 
 class SiteClient(Client):
@@ -345,10 +350,11 @@ class SiteClient(Client):
     def fit(self, ins: FitIns) -> FitRes:
         c = ins.config
         cfg = Config.from_dict(json.loads(str(c["config"])))
-        plan = RoundPlan(str(c["federation"]), cfg, int(c["rounds"]), int(c["local_steps"]), int(c.get("sites", 1)))
+        plan = RoundPlan(str(c["federation"]), cfg, int(c["rounds"]), int(c["local_steps"]), int(c.get("sites", 1)),
+                         float(c.get("server_lr", 1.0)))
         if c.get("he") == CKKS:
             return self._fit_encrypted(plan, ins.parameters)
-        result = self.site.train_round(*plan, parameters_to_ndarrays(ins.parameters))
+        result = plan.train(self.site, parameters_to_ndarrays(ins.parameters))
         return FitRes(Status(Code.OK, ""), ndarrays_to_parameters(result.update), result.images, result.metrics)
 
     def _fit_encrypted(self, plan: RoundPlan, parameters: Parameters) -> FitRes:
@@ -369,7 +375,7 @@ class SiteClient(Client):
                 start.extend(parameters_to_ndarrays(parameters))
             return start
 
-        result = self.site.train_round(*plan, global_weights)
+        result = plan.train(self.site, global_weights)
         train = plan.cfg.train
         share = result.images / (plan.local_steps * train.d_steps * train.batch_size)  # about 1: no overflow
         chunks = he.encrypt(ctx, he.pack_weights(add(start, result.update), share))

@@ -122,7 +122,7 @@ class GlobalRun:
         self.model_cfg = config_from_section(self.cfg.model, resolution=self.geometry.resolution,
                                              channels=self.geometry.channels, num_classes=len(self.class_names))
         self.state = TrainState.from_config(self.cfg, self.model_cfg, self.device, self.precision)
-        self.server_step = ServerStep(fed.server_lr, fed.server_momentum, weights.learnable(self.state.networks()))
+        self.server_step = ServerStep(fed.server_lr, fed.server_momentum, weights.server_stepped(self.state.networks()))
         t = self.cfg.train
         self.grid = SampleGrid(t.grid_size, self.model_cfg.z_dim, t.seed + 1, len(self.class_names), self.device)
         self.checkpoints = RunCheckpoints(self.run_dir, t.keep_checkpoints, self._meta)

@@ -9,24 +9,27 @@ Reddi et al. 2021, "Adaptive Federated Optimization") treat the mean change as a
 
     v ← β·v + mean_i Δ_i          w ← w + η·v
 
-η = 1, β = 0 is FedAvg. Only parameters move this way (G's moving average included: it follows G);
-buffers (BatchNorm's running statistics, spectral norm's vectors, StyleGAN2's w average) take the
-plain mean, since a scaled running variance could turn negative. The velocity v is part of the
+η = 1, β = 0 is FedAvg. Only G's and D's parameters move this way; buffers (BatchNorm's running
+statistics, spectral norm's vectors, StyleGAN2's w average) take the plain mean, since a scaled running
+variance could turn negative, and so does G's moving average, which each site already moves toward
+where η will take G (:func:`~ganforge.federated.weights.server_stepped`). The velocity v is part of the
 server's checkpoint, so a resumed federation takes the same steps.
 """
 from __future__ import annotations
 
 from typing import Any, Sequence
 
+import warnings
+
 import numpy as np
 import torch
 
 
 class ServerStep:
-    def __init__(self, lr: float, momentum: float, learnable: Sequence[bool]):
+    def __init__(self, lr: float, momentum: float, stepped: Sequence[bool]):
         self.lr, self.momentum = float(lr), float(momentum)
-        self.learnable = list(learnable)
-        self.velocity: list[np.ndarray] | None = None  # one float32 array per learnable tensor, after the first round
+        self.stepped = list(stepped)  # per exchanged tensor: moved by lr and momentum (else the plain mean)
+        self.velocity: list[np.ndarray] | None = None  # one float32 array per stepped tensor, after the first round
 
     @property
     def plain(self) -> bool:
@@ -34,9 +37,9 @@ class ServerStep:
 
     def apply(self, current: Sequence[np.ndarray], mean_update: Sequence[np.ndarray]) -> list[np.ndarray]:
         """The new global weights from the current ones and the sites' mean change (same order and shapes)."""
-        if len(current) != len(mean_update) or len(current) != len(self.learnable):
-            raise ValueError(f"{len(mean_update)} changes for {len(current)} weights ({len(self.learnable)} known)")
-        steps = [d for d, move in zip(mean_update, self.learnable) if move]
+        if len(current) != len(mean_update) or len(current) != len(self.stepped):
+            raise ValueError(f"{len(mean_update)} changes for {len(current)} weights ({len(self.stepped)} known)")
+        steps = [d for d, move in zip(mean_update, self.stepped) if move]
         if self.momentum:
             if self.velocity is None:
                 self.velocity = [np.zeros_like(d, dtype=np.float32) for d in steps]
@@ -44,11 +47,15 @@ class ServerStep:
             steps = self.velocity
         scaled = iter(steps)
         return [(w + (self.lr * next(scaled) if move else d)).astype(np.float32)
-                for w, d, move in zip(current, mean_update, self.learnable)]
+                for w, d, move in zip(current, mean_update, self.stepped)]
 
     def state_dict(self) -> dict[str, Any]:
         return {"velocity": None if self.velocity is None else [torch.from_numpy(v.copy()) for v in self.velocity]}
 
     def load_state_dict(self, saved: dict[str, Any] | None) -> None:
         velocity = (saved or {}).get("velocity")
+        if velocity is not None and len(velocity) != sum(self.stepped):
+            warnings.warn(f"the saved server momentum covers {len(velocity)} tensors, this version steps "
+                          f"{sum(self.stepped)}: it restarts from zero", stacklevel=2)
+            velocity = None
         self.velocity = None if velocity is None else [v.numpy().astype(np.float32) for v in velocity]

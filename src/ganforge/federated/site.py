@@ -78,12 +78,13 @@ class Site:
         return cfg
 
     def train_round(self, federation: str, server_cfg: Config, rounds: int, local_steps: int, sites: int,
-                    global_weights: Sequence[np.ndarray] | Callable[[list[np.ndarray]], list[np.ndarray]]
-                    ) -> RoundResult:
+                    global_weights: Sequence[np.ndarray] | Callable[[list[np.ndarray]], list[np.ndarray]],
+                    server_lr: float = 1.0) -> RoundResult:
         """``local_steps`` G steps from ``global_weights`` (or from what that function returns given the site's
         own weights as the template of shapes: a decrypted aggregate); the site's state is saved before returning.
         ``sites`` take part in the round: G's average counts their images in each step, so its half-life in
-        images means what it means in a centralised run (:meth:`~ganforge.training.ema.EMA.count_processes`)."""
+        images means what it means in a centralised run (:meth:`~ganforge.training.ema.EMA.count_processes`), and it
+        averages where the server's learning rate ``server_lr`` will take G (:meth:`~ganforge.training.ema.EMA.follow`)."""
         from ..training.loop import Trainer
 
         cfg = self.config(server_cfg, rounds, local_steps)
@@ -101,6 +102,7 @@ class Site:
         if state.ema is not None:
             state.ema.stale = state.ema.has_batchnorm
             state.ema.count_processes(sites)
+            state.ema.follow(list(state.G.parameters()), server_lr)
         start, sums, steps = time.perf_counter(), None, 0
         images_before = state.real_batches * trainer.cfg.train.batch_size
         for _ in range(local_steps):

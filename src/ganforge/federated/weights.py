@@ -26,10 +26,17 @@ def exchanged_tensors(networks: dict[str, nn.Module]) -> list[tuple[str, torch.T
     return out
 
 
-def learnable(networks: dict[str, nn.Module]) -> list[bool]:
-    """For each exchanged tensor (in order): is it a parameter (True) or a buffer such as BatchNorm's running
-    statistics (False)? The server's learning rate and momentum move parameters only; buffers are averaged."""
-    return [isinstance(t, nn.Parameter) for _, t in exchanged_tensors(networks)]
+AVERAGE = "generator_ema"  # G's moving average among TrainState.networks()
+
+
+def server_stepped(networks: dict[str, nn.Module]) -> list[bool]:
+    """For each exchanged tensor (in order): does the server's learning rate and momentum move it (True: a
+    parameter of G or D) or does it take the plain mean (False)? Buffers such as BatchNorm's running
+    statistics are averaged, and so is G's moving average: each site already moves its average toward
+    the point the server's step will take G to (:meth:`~ganforge.training.ema.EMA.follow`), so scaling
+    its change again would overshoot (at η = 3 and 400 local steps the average swung past G and apart)."""
+    return [isinstance(t, nn.Parameter) and not name.startswith(AVERAGE + ".")
+            for name, t in exchanged_tensors(networks)]
 
 
 def to_arrays(networks: dict[str, nn.Module]) -> list[np.ndarray]:
