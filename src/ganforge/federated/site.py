@@ -83,8 +83,9 @@ class Site:
         """``local_steps`` G steps from ``global_weights`` (or from what that function returns given the site's
         own weights as the template of shapes: a decrypted aggregate); the site's state is saved before returning.
         ``sites`` take part in the round: G's average counts their images in each step, so its half-life in
-        images means what it means in a centralised run (:meth:`~ganforge.training.ema.EMA.count_processes`), and it
-        averages where the server's learning rate ``server_lr`` will take G (:meth:`~ganforge.training.ema.EMA.follow`)."""
+        images means what it means in a centralised run (:meth:`~ganforge.training.ema.EMA.count_processes`),
+        and it averages where the server's learning rate ``server_lr`` will take G
+        (:meth:`~ganforge.training.ema.EMA.follow`)."""
         from ..training.loop import Trainer
 
         cfg = self.config(server_cfg, rounds, local_steps)
