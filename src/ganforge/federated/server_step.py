@@ -17,9 +17,8 @@ server's checkpoint, so a resumed federation takes the same steps.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
-
 import warnings
+from typing import Any, Sequence
 
 import numpy as np
 import torch

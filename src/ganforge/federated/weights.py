@@ -33,8 +33,9 @@ def server_stepped(networks: dict[str, nn.Module]) -> list[bool]:
     """For each exchanged tensor (in order): does the server's learning rate and momentum move it (True: a
     parameter of G or D) or does it take the plain mean (False)? Buffers such as BatchNorm's running
     statistics are averaged, and so is G's moving average: each site already moves its average toward
-    the point the server's step will take G to (:meth:`~ganforge.training.ema.EMA.follow`), so scaling
-    its change again would overshoot (at η = 3 and 400 local steps the average swung past G and apart)."""
+    the point the server's step will take G to (:meth:`~ganforge.training.ema.EMA.follow`); scaling its
+    change again would carry it past G, the further each round once η times the share of the way it covers
+    in a round exceeds 2."""
     return [isinstance(t, nn.Parameter) and not name.startswith(AVERAGE + ".")
             for name, t in exchanged_tensors(networks)]
 
