@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..training.state import GENERATOR_EMA
+
 
 def exchanged_tensors(networks: dict[str, nn.Module]) -> list[tuple[str, torch.Tensor]]:
     """(name, tensor) of every floating-point parameter and buffer, networks in name order."""
@@ -26,9 +28,6 @@ def exchanged_tensors(networks: dict[str, nn.Module]) -> list[tuple[str, torch.T
     return out
 
 
-AVERAGE = "generator_ema"  # G's moving average among TrainState.networks()
-
-
 def server_stepped(networks: dict[str, nn.Module]) -> list[bool]:
     """For each exchanged tensor (in order): does the server's learning rate and momentum move it (True: a
     parameter of G or D) or does it take the plain mean (False)? Buffers such as BatchNorm's running
@@ -36,7 +35,7 @@ def server_stepped(networks: dict[str, nn.Module]) -> list[bool]:
     the point the server's step will take G to (:meth:`~ganforge.training.ema.EMA.follow`); scaling its
     change again would carry it past G, the further each round once η times the share of the way it covers
     in a round exceeds 2."""
-    return [isinstance(t, nn.Parameter) and not name.startswith(AVERAGE + ".")
+    return [isinstance(t, nn.Parameter) and not name.startswith(GENERATOR_EMA + ".")
             for name, t in exchanged_tensors(networks)]
 
 

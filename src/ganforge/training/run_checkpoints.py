@@ -16,7 +16,7 @@ from ..errors import GanforgeError
 from ..runs import GENERATOR_FORMAT
 from .checkpoint import latest_checkpoint, load_network_weights, load_state, save_best, save_checkpoint
 from .monitor import weights_finite
-from .state import TrainState
+from .state import GENERATOR_EMA, TrainState
 
 DISCRIMINATOR_FORMAT = "ganforge.discriminator/1"
 
@@ -56,8 +56,8 @@ class RunCheckpoints:
             "discriminator": (state.D, self.meta(DISCRIMINATOR_FORMAT)),
         }
         if state.ema is not None:  # the average with BatchNorm statistics recomputed for it (training/ema.py)
-            networks["generator_ema"] = (state.sampling_generator,
-                                         {**self.meta(GENERATOR_FORMAT), "batchnorm_stats": "recomputed"})
+            networks[GENERATOR_EMA] = (state.sampling_generator,
+                                       {**self.meta(GENERATOR_FORMAT), "batchnorm_stats": "recomputed"})
         return save_checkpoint(self.run_dir, state.step, networks, {**state.state_dict(), **extras}, keep=self.keep)
 
     def load(self, folder: Path | None, state: TrainState, fingerprint: str) -> dict[str, Any]:

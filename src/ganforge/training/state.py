@@ -30,6 +30,7 @@ from .schedule import Schedule
 from .steps import StepOptions, call, d_step, g_step, needs_double_backward, path_length_step
 
 ADA_INTERVAL = 4  # steps between adjustments of the adaptive augmentation probability
+GENERATOR_EMA = "generator_ema"  # G's moving average among TrainState.networks() and in a checkpoint's files
 Batch = tuple[torch.Tensor, "torch.Tensor | None"]  # images (B, C, R, R) in [-1, 1], labels (B,) int64 or None
 
 
@@ -160,7 +161,7 @@ class TrainState:
         """The modules a checkpoint or a federated update carries, by file name."""
         nets = {"generator": self.G, "discriminator": self.D}
         if self.ema is not None:
-            nets["generator_ema"] = self.ema.model
+            nets[GENERATOR_EMA] = self.ema.model
         return nets
 
     # ------------------------------------------------------------------ randomness

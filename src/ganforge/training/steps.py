@@ -65,11 +65,6 @@ def classifies(opts: StepOptions, labels: torch.Tensor | None) -> bool:
     return opts.reg.class_weight > 0 and labels is not None
 
 
-def call_classifying(D: nn.Module, x: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """D's real/fake logits (N,) and its class logits (N, K), from one pass (a D with ``d_classifier``)."""
-    return D(x, labels, classes=True)
-
-
 def _float32(device_type: str):
     """A region where autocast is off, whatever the caller set: penalty passes need full precision."""
     return torch.autocast(device_type, enabled=False)
@@ -113,7 +108,7 @@ def d_step(
     real_view, fake_view = _d_inputs(real, opts), _d_inputs(fake, opts)
     with _float32(device_type) if use_r1 else opts.precision.autocast():
         if classifies(opts, labels):
-            real_logits, real_classes = call_classifying(D, real_view, labels)  # (N,), (N, K)
+            real_logits, real_classes = D(real_view, labels, classes=True)  # (N,), (N, K)
         else:
             real_logits, real_classes = call(D, real_view, labels), None  # (N,)
     with _float32(device_type) if use_r2 else opts.precision.autocast():
@@ -174,7 +169,7 @@ def g_step(
         real_logits, fake_classes = None, None
         with opts.precision.autocast():
             if classifies(opts, labels):
-                fake_logits, fake_classes = call_classifying(D, _d_inputs(fake, opts), labels)  # (N,), (N, K)
+                fake_logits, fake_classes = D(_d_inputs(fake, opts), labels, classes=True)  # (N,), (N, K)
             else:
                 fake_logits = call(D, _d_inputs(fake, opts), labels)
             if opts.g_loss in G_NEEDS_REAL:
