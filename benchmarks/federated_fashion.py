@@ -15,6 +15,9 @@ when the script is started again.
 
 ``--server-lr`` and ``--server-momentum`` go to every federation (FedAvgM, see
 ganforge.federated.server_step); their runs are kept apart from FedAvg's (``fed-iid-lr2``).
+``--one-site-baseline`` adds a centralised run at the site batch for as many steps as one site takes
+(all the training images, a quarter of the budget with 4 sites): what one site's share of the images buys
+without the others, the floor a federation should beat.
 """
 from __future__ import annotations
 
@@ -33,6 +36,17 @@ def ganforge(*args: str) -> float:
     start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "ganforge", *args], check=True)
     return time.perf_counter() - start
+
+
+def train_central(args, out: Path, steps: int, batch_size: int | None = None) -> float:
+    """Train the recipe centrally (once: a finished run's seconds are kept beside it); returns its seconds."""
+    timing = out.parent / f"{out.name}.seconds"
+    if not timing.is_file():
+        size = ["--batch-size", str(batch_size)] if batch_size else []
+        seconds = ganforge("train", "--data", args.train, "--recipe", args.recipe, "--max-steps", str(steps),
+                           *size, "--seed", "0", "--out", str(out), "--no-progress")
+        timing.write_text(f"{seconds}\n")
+    return float(timing.read_text())
 
 
 def recipe_batch(recipe: str) -> int:
@@ -55,6 +69,8 @@ def main():
     p.add_argument("--server-momentum", type=float, default=0.0, help="passed to federate simulate")
     p.add_argument("--site-batch", type=int, help="each site's batch size (default: the recipe's); runs with one "
                    "are kept apart (fed-iid-b16)")
+    p.add_argument("--one-site-baseline", action="store_true", help="also train centrally at the site batch for "
+                   "one site's number of steps (central-b16)")
     p.add_argument("--n", type=int, default=10_000)
     p.add_argument("--work", default="local/federated-fashion")
     args = p.parse_args()
@@ -67,13 +83,12 @@ def main():
     steps = images // batch
     runs: dict[str, tuple[Path, float | None]] = {}
 
-    central = work / "central"
-    timing = work / "central.seconds"
-    if not timing.is_file():
-        seconds = ganforge("train", "--data", args.train, "--recipe", args.recipe, "--max-steps", str(steps),
-                           "--seed", "0", "--out", str(central), "--no-progress")
-        timing.write_text(f"{seconds}\n")
-    runs["centralised"] = (central, float(timing.read_text()))
+    runs["centralised"] = (work / "central", train_central(args, work / "central", steps))
+    if args.one_site_baseline:
+        one_site = work / f"central-b{site_batch}"
+        local_steps = args.rounds * args.local_steps
+        runs[f"centralised, {local_steps} x {site_batch}"] = (
+            one_site, train_central(args, one_site, local_steps, site_batch))
     server = (f"-lr{args.server_lr:g}" if args.server_lr != 1 else "") + (
         f"-m{args.server_momentum:g}" if args.server_momentum else "") + (
         f"-b{site_batch}" if site_batch != batch else "")
