@@ -17,7 +17,8 @@ when the script is started again.
 ganforge.federated.server_step); their runs are kept apart from FedAvg's (``fed-iid-lr2``).
 ``--one-site-baseline`` adds a centralised run at the site batch for as many steps as one site takes
 (all the training images, a quarter of the budget with 4 sites): what one site's share of the images buys
-without the others, the floor a federation should beat.
+without the others, the floor a federation should beat. ``--seed`` reseeds the federations (split,
+initial weights, noise) to see how far a second seed moves them; the centralised runs keep seed 0.
 """
 from __future__ import annotations
 
@@ -71,6 +72,8 @@ def main():
                    "are kept apart (fed-iid-b16)")
     p.add_argument("--one-site-baseline", action="store_true", help="also train centrally at the site batch for "
                    "one site's number of steps (central-b16)")
+    p.add_argument("--seed", type=int, default=0, help="the federations' seed; runs with another are kept apart "
+                   "(fed-iid-s1)")
     p.add_argument("--n", type=int, default=10_000)
     p.add_argument("--work", default="local/federated-fashion")
     args = p.parse_args()
@@ -91,7 +94,7 @@ def main():
             one_site, train_central(args, one_site, local_steps, site_batch))
     server = (f"-lr{args.server_lr:g}" if args.server_lr != 1 else "") + (
         f"-m{args.server_momentum:g}" if args.server_momentum else "") + (
-        f"-b{site_batch}" if site_batch != batch else "")
+        f"-b{site_batch}" if site_batch != batch else "") + (f"-s{args.seed}" if args.seed else "")
     for split in args.splits.split(","):
         run = work / f"fed-{split.replace(':', '')}{server}"
         timing = run.parent / f"{run.name}.seconds"  # (not with_suffix: "dirichlet0.5" has a dot)
@@ -99,8 +102,8 @@ def main():
             resume = ["--resume", str(run)] if (run / "federation.json").is_file() else [
                 "--out", str(run), "--data", args.train, "--sites", str(args.sites), "--split", split,
                 "--rounds", str(args.rounds), "--local-steps", str(args.local_steps), "--recipe", args.recipe,
-                "--seed", "0", "--server-lr", str(args.server_lr), "--server-momentum", str(args.server_momentum),
-                "--batch-size", str(site_batch)]
+                "--seed", str(args.seed), "--server-lr", str(args.server_lr),
+                "--server-momentum", str(args.server_momentum), "--batch-size", str(site_batch)]
             seconds = ganforge("federate", "simulate", *resume)
             timing.write_text(f"{seconds}\n")
         runs[f"{args.sites} sites, {split}{server}"] = (run, float(timing.read_text()))
