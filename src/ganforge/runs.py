@@ -39,6 +39,7 @@ from torch import nn
 from .errors import GanforgeError
 
 GENERATOR_FORMAT = "ganforge.generator/1"
+GENERATOR_EMA = "generator_ema"  # the file name (and TrainState.networks() key) of G's moving average
 CHECKPOINT_FORMAT = "ganforge.checkpoint/1"
 CHECKPOINT_DIR = "checkpoints"
 MANIFEST = "manifest.json"

@@ -14,7 +14,7 @@ from .data.geometry import Geometry
 from .errors import GanforgeError
 from .models import build_generator, model_config
 from .pixels import to_uint8
-from .runs import GENERATOR_FORMAT, find_checkpoint, load_network_weights, read_network_meta
+from .runs import GENERATOR_EMA, GENERATOR_FORMAT, find_checkpoint, load_network_weights, read_network_meta
 
 
 @dataclass
@@ -122,7 +122,7 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu", 
     Only ``generator*.json`` and ``generator*.safetensors`` are read; no code is unpickled.
     """
     folder = find_checkpoint(Path(path))
-    name = "generator_ema" if ema and (folder / "generator_ema.safetensors").is_file() else "generator"
+    name = GENERATOR_EMA if ema and (folder / f"{GENERATOR_EMA}.safetensors").is_file() else "generator"
     meta = read_network_meta(folder, name)
     if meta.get("format") != GENERATOR_FORMAT:
         raise GanforgeError(f"{folder / 'generator.json'} is not a ganforge generator ({meta.get('format')!r})")
@@ -130,7 +130,7 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu", 
     G = build_generator(meta["arch"], cfg)
     load_network_weights(folder, name, G)
     G.to(device)
-    if name == "generator_ema" and meta.get("batchnorm_stats") != "recomputed":
+    if name == GENERATOR_EMA and meta.get("batchnorm_stats") != "recomputed":
         # Saved before ganforge recomputed the average's BatchNorm statistics: they are the live
         # G's, which do not fit the averaged weights. Recompute them as training now does.
         from .models.batchnorm import recompute_batchnorm_stats, standing_noise

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..training.state import GENERATOR_EMA
+from ..runs import GENERATOR_EMA
 
 
 def exchanged_tensors(networks: dict[str, nn.Module]) -> list[tuple[str, torch.Tensor]]:

@@ -13,10 +13,10 @@ from typing import Any, Callable
 
 from .. import __version__
 from ..errors import GanforgeError
-from ..runs import GENERATOR_FORMAT
+from ..runs import GENERATOR_EMA, GENERATOR_FORMAT
 from .checkpoint import latest_checkpoint, load_network_weights, load_state, save_best, save_checkpoint
 from .monitor import weights_finite
-from .state import GENERATOR_EMA, TrainState
+from .state import TrainState
 
 DISCRIMINATOR_FORMAT = "ganforge.discriminator/1"
 

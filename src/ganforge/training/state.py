@@ -25,12 +25,12 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..losses.regularizers import paired_halves
+from ..runs import GENERATOR_EMA
 from .ema import EMA
 from .schedule import Schedule
 from .steps import StepOptions, call, d_step, g_step, needs_double_backward, path_length_step
 
 ADA_INTERVAL = 4  # steps between adjustments of the adaptive augmentation probability
-GENERATOR_EMA = "generator_ema"  # G's moving average among TrainState.networks() and in a checkpoint's files
 Batch = tuple[torch.Tensor, "torch.Tensor | None"]  # images (B, C, R, R) in [-1, 1], labels (B,) int64 or None
 
 
