@@ -47,14 +47,17 @@ class EMA:
         self.num_classes = num_classes  # > 0: a class-conditional G, fed balanced labels
         self.has_batchnorm = bool(batchnorm_layers(self.model))
         self.stale = self.has_batchnorm  # running statistics not yet fitted to the averaged weights
-        self.target: tuple[list[torch.Tensor], float] | None = None  # see follow()
+        self.target: tuple[list[torch.Tensor], float] | None = None  # ((1 - s) * anchor, s), see follow()
 
     def follow(self, anchor: Sequence[torch.Tensor] | None, scale: float = 1.0) -> None:
         """Average ``anchor + scale * (G - anchor)`` from now on instead of G's parameters (None or scale 1: G
         itself). A federated site calls it with the round's global G and the server's learning rate η: the server
         moves G by η times the sites' mean change, so the point to average is where G will be, not where the
         site's G is; the server then takes the plain mean of the sites' averages (linear, so exact for FedAvg)."""
-        self.target = None if anchor is None or scale == 1 else ([a.detach().clone() for a in anchor], float(scale))
+        if anchor is None or scale == 1:
+            self.target = None
+        else:  # anchor + s * (G - anchor) = s * G + (1 - s) * anchor: the second term fixed for the round
+            self.target = (torch._foreach_mul([a.detach() for a in anchor], 1.0 - scale), float(scale))
 
     def count_processes(self, processes: int, ema_kimg: float | None = None) -> None:
         """Count ``batch_size * processes`` images per update, keeping the half-life in images (``ema_kimg``, or
@@ -72,8 +75,8 @@ class EMA:
     def update(self, model: nn.Module) -> None:
         ema_params, params = list(self.model.parameters()), list(model.parameters())
         if self.target is not None:
-            anchor, scale = self.target
-            params = torch._foreach_add(anchor, torch._foreach_sub(params, anchor), alpha=scale)
+            offset, scale = self.target
+            params = torch._foreach_add(offset, params, alpha=scale)
         torch._foreach_lerp_(ema_params, params, 1.0 - self.beta)
         for ema_buf, buf in zip(self.model.buffers(), model.buffers()):
             ema_buf.copy_(buf)  # non-BatchNorm buffers (e.g. spectral norm's vectors) follow the live G
