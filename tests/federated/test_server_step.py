@@ -73,7 +73,39 @@ def test_a_resumed_federation_keeps_the_servers_velocity(tiny_npz, tmp_path):
     mean = weights.weighted_mean([r.update for r in results], [r.images for r in results])
     moved = [b - a for a, b in zip(start, run.weights())]
     mask = run.server_step.stepped
-    assert all(np.allclose(m, 2.0 * u if p else u, atol=1e-6) for m, u, p in zip(moved, mean, mask))
+    names = [name for name, _ in weights.exchanged_tensors(run.state.networks())]
+    refitted = [name.startswith("generator.") and ".running_" in name for name in names]  # G's BatchNorm statistics
+    assert any(refitted)
+    assert all(np.allclose(m, 2.0 * u if p else u, atol=1e-6)
+               for m, u, p, fit in zip(moved, mean, mask, refitted) if not fit)
     resumed = GlobalRun.resume(run.run_dir)
     assert resumed.round == 1 and (resumed.server_step.lr, resumed.server_step.momentum) == (2.0, 0.9)
     assert all(np.array_equal(a, b) for a, b in zip(resumed.server_step.velocity, run.server_step.velocity))
+
+
+def test_the_global_gs_batchnorm_statistics_are_refitted_to_its_new_weights(tiny_npz, tmp_path):
+    """The sites' mean running statistics fit none of their Gs, and under a server learning rate not the stepped G:
+    after a round the server's G carries the statistics of its own weights over the standing noise."""
+    import copy
+
+    import torch
+
+    from ganforge.models.batchnorm import batchnorm_layers, recompute_batchnorm_stats, standing_noise
+
+    run, sites = federation(tiny_npz, tmp_path, "fed", 2, server_lr=2.0)
+    _, start, results = fedavg_round(run, sites)
+    mean = weights.weighted_mean([r.update for r in results], [r.images for r in results])
+    names = [name for name, _ in weights.exchanged_tensors(run.state.networks())]
+    plain = {n: a + d for n, a, d in zip(names, start, mean)}  # what a plain mean of the statistics would hold
+    expected = copy.deepcopy(run.state.G)
+    with torch.no_grad():
+        assert recompute_batchnorm_stats(expected, standing_noise(run.cfg.train.batch_size, run.model_cfg.z_dim, 0,
+                                                                  "cpu")) > 0
+    got = dict(weights.exchanged_tensors({"generator": run.state.G}))
+    want = dict(weights.exchanged_tensors({"generator": expected}))
+    statistics = [n for n in got if ".running_" in n]
+    assert statistics and len(statistics) == 2 * len(batchnorm_layers(run.state.G))
+    for name in statistics:
+        assert torch.allclose(got[name], want[name], atol=1e-6), name
+    assert any(not np.allclose(got[n].numpy(), plain[n], atol=1e-4) for n in statistics)
+    assert run.state.G.training == expected.training  # the refit leaves the mode as it was

@@ -154,10 +154,6 @@ def decrypt_run(run_dir: Path, key: Path, out: Path) -> Path:
     shutil.copyfile(run_dir / "metrics.jsonl", out / "metrics.jsonl")
     plain.round, plain.images, plain.elapsed, plain.privacy = (source.round, source.images, source.elapsed,
                                                                source.privacy)
-    from . import weights
-
-    weights.load_arrays(plain.state.networks(), mean)
-    if plain.state.ema is not None:
-        plain.state.ema.stale = plain.state.ema.has_batchnorm
+    plain.load_weights(mean)
     plain.save()
     return out

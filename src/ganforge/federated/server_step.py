@@ -12,8 +12,9 @@ Reddi et al. 2021, "Adaptive Federated Optimization") treat the mean change as a
 η = 1, β = 0 is FedAvg. Only G's and D's parameters move this way; buffers (BatchNorm's running
 statistics, spectral norm's vectors, StyleGAN2's w average) take the plain mean, since a scaled running
 variance could turn negative, and so does G's moving average, which each site already moves toward
-where η will take G (:func:`~ganforge.federated.weights.server_stepped`). The velocity v is part of the
-server's checkpoint, so a resumed federation takes the same steps.
+where η will take G (:func:`~ganforge.federated.weights.server_stepped`). The server then refits G's
+BatchNorm statistics to the new G (:meth:`~ganforge.federated.server.GlobalRun.load_weights`). The
+velocity v is part of the server's checkpoint, so a resumed federation takes the same steps.
 """
 from __future__ import annotations
 
