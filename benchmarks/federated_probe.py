@@ -103,7 +103,7 @@ def federate(run: GlobalRun, sites: list[Site], fed_id: str, k: int, rounds: int
         start = run.weights()
         results = [s.train_round(fed_id, run.cfg, FAR // k, k, len(sites), start, server_lr=eta) for s in sites]
         mean = weights.weighted_mean([r.update for r in results], [r.images for r in results])
-        run.load_weights(run.server_step.apply(start, mean))
+        run.finish_round([(r.images, r.metrics) for r in results], 0, 0.0, {}, mean_update=mean)  # as the ServerApp
 
 
 def central(run: GlobalRun, train: str, work: Path, steps: int, batch: int, reference: Path | None) -> Trainer:
