@@ -72,6 +72,8 @@ def main():
                    "are kept apart (fed-iid-b16)")
     p.add_argument("--one-site-baseline", action="store_true", help="also train centrally at the site batch for "
                    "one site's number of steps (central-b16)")
+    p.add_argument("--site-lr", type=float, help="the sites' learning rate for both networks (default: the "
+                   "recipe's); runs with one are kept apart (fed-iid-b16-slr0.0004)")
     p.add_argument("--seed", type=int, default=0, help="the federations' seed; runs with another are kept apart "
                    "(fed-iid-s1)")
     p.add_argument("--n", type=int, default=10_000)
@@ -94,7 +96,8 @@ def main():
             one_site, train_central(args, one_site, local_steps, site_batch))
     server = (f"-lr{args.server_lr:g}" if args.server_lr != 1 else "") + (
         f"-m{args.server_momentum:g}" if args.server_momentum else "") + (
-        f"-b{site_batch}" if site_batch != batch else "") + (f"-s{args.seed}" if args.seed else "")
+        f"-b{site_batch}" if site_batch != batch else "") + (f"-slr{args.site_lr:g}" if args.site_lr else "") + (
+        f"-s{args.seed}" if args.seed else "")
     for split in args.splits.split(","):
         run = work / f"fed-{split.replace(':', '')}{server}"
         timing = run.parent / f"{run.name}.seconds"  # (not with_suffix: "dirichlet0.5" has a dot)
@@ -103,7 +106,8 @@ def main():
                 "--out", str(run), "--data", args.train, "--sites", str(args.sites), "--split", split,
                 "--rounds", str(args.rounds), "--local-steps", str(args.local_steps), "--recipe", args.recipe,
                 "--seed", str(args.seed), "--server-lr", str(args.server_lr),
-                "--server-momentum", str(args.server_momentum), "--batch-size", str(site_batch)]
+                "--server-momentum", str(args.server_momentum), "--batch-size", str(site_batch),
+                *(["--lr", str(args.site_lr)] if args.site_lr else [])]
             seconds = ganforge("federate", "simulate", *resume)
             timing.write_text(f"{seconds}\n")
         runs[f"{args.sites} sites, {split}{server}"] = (run, float(timing.read_text()))

@@ -22,6 +22,9 @@ Variants (any number, run one after another):
 * ``central:STEPS:BATCH``: one process on all the training images from the same start (replay: the optimiser
   state of ``--central``, the centralised run of the same recipe).
 
+``--from scratch`` takes a learning rate for both networks after either (``fed:50:64:1:4e-4``); a replayed
+variant keeps the one its saved optimisers hold.
+
     python benchmarks/federated_probe.py local/fed-fix/fed-iid-lr2-b16 fm-train.npz fm-test.npz \\
         --from replay --central local/fed-fix/central fed:400:1:2 fed:100:4:2 fed:400:1:1 central:400:64
 """
@@ -106,6 +109,12 @@ def federate(run: GlobalRun, sites: list[Site], fed_id: str, k: int, rounds: int
         run.finish_round([(r.images, r.metrics) for r in results], 0, 0.0, {}, mean_update=mean)  # as the ServerApp
 
 
+def with_lr(run: GlobalRun, lr: float | None) -> None:
+    """Both networks' learning rate for the variant (scratch only: a resumed optimiser keeps its own)."""
+    if lr is not None:
+        run.cfg.g_optim.lr = run.cfg.d_optim.lr = lr
+
+
 def central(run: GlobalRun, train: str, work: Path, steps: int, batch: int, reference: Path | None) -> Trainer:
     """``steps`` steps of one process on all of ``train`` from the global weights (replay: the optimiser state
     of the centralised run ``reference``)."""
@@ -155,6 +164,9 @@ def main():
             print(f"{'start':<22} {'':>8} {scorer.fd(run.state.ema.ready(), run.geometry, run.model_cfg.z_dim):8.3f}")
     for variant in args.variants:
         kind, *values = variant.split(":")
+        lr = float(values.pop()) if len(values) == {"fed": 4, "central": 3}.get(kind) else None
+        if lr is not None and replay:
+            raise SystemExit(f"{variant}: a replayed variant keeps its saved optimisers' learning rate")
         began = time.perf_counter()
         if kind == "final":  # read only: the run's G, its BatchNorm statistics refitted on a copy
             run = GlobalRun.resume(federation)
@@ -170,6 +182,7 @@ def main():
                 sites = make_sites(federation, work, False, "probe")
                 fed = FederationConfig(id="probe", rounds=1, local_steps=1).check()
                 run = GlobalRun.create(work / "global", base, fed, sites[0].describe())
+                with_lr(run, lr)
             if kind == "fed":
                 k, rounds, eta = int(values[0]), int(values[1]), float(values[2])
                 sites = make_sites(federation, work, replay, fed_id if replay else "probe")
