@@ -94,10 +94,10 @@ def main():
         local_steps = args.rounds * args.local_steps
         runs[f"centralised, {local_steps} x {site_batch}"] = (
             one_site, train_central(args, one_site, local_steps, site_batch))
-    server = (f"-lr{args.server_lr:g}" if args.server_lr != 1 else "") + (
-        f"-m{args.server_momentum:g}" if args.server_momentum else "") + (
-        f"-b{site_batch}" if site_batch != batch else "") + (f"-slr{args.site_lr:g}" if args.site_lr else "") + (
-        f"-s{args.seed}" if args.seed else "")
+    tags = [(args.server_lr != 1, f"-lr{args.server_lr:g}"), (args.server_momentum, f"-m{args.server_momentum:g}"),
+            (site_batch != batch, f"-b{site_batch}"), (args.site_lr, f"-slr{args.site_lr or 0:g}"),
+            (args.seed, f"-s{args.seed}")]
+    server = "".join(tag for wanted, tag in tags if wanted)  # a run folder per setting: fed-iid-lr2-b16-s1
     for split in args.splits.split(","):
         run = work / f"fed-{split.replace(':', '')}{server}"
         timing = run.parent / f"{run.name}.seconds"  # (not with_suffix: "dirichlet0.5" has a dot)

@@ -173,20 +173,20 @@ def main():
             live, average = scorer(run.state, run.geometry, run.model_cfg.z_dim)
             print(f"{variant:<22} {live:8.3f} {average:8.3f} {time.perf_counter() - began:8.0f}", flush=True)
             continue
+        site_id = fed_id if replay else "probe"  # the federation the sites' state is kept under
         with tempfile.TemporaryDirectory() as tmp:
             work = Path(tmp)
+            sites = make_sites(federation, work, replay, site_id)
             if replay:
                 run = replay_start(federation, work)
             else:
                 base = Config.load(federation / "config.json")
-                sites = make_sites(federation, work, False, "probe")
-                fed = FederationConfig(id="probe", rounds=1, local_steps=1).check()
+                fed = FederationConfig(id=site_id, rounds=1, local_steps=1).check()
                 run = GlobalRun.create(work / "global", base, fed, sites[0].describe())
                 with_lr(run, lr)
             if kind == "fed":
                 k, rounds, eta = int(values[0]), int(values[1]), float(values[2])
-                sites = make_sites(federation, work, replay, fed_id if replay else "probe")
-                federate(run, sites, fed_id if replay else "probe", k, rounds, eta)
+                federate(run, sites, site_id, k, rounds, eta)
                 live, average = scorer(run.state, run.geometry, run.model_cfg.z_dim)
             elif kind == "central":
                 reference = Path(args.central).resolve() if replay and args.central else None
