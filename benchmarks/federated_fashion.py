@@ -17,8 +17,9 @@ when the script is started again.
 ganforge.federated.server_step); their runs are kept apart from FedAvg's (``fed-iid-lr2``).
 ``--one-site-baseline`` adds a centralised run at the site batch for as many steps as one site takes
 (all the training images, a quarter of the budget with 4 sites): what one site's share of the images buys
-without the others, the floor a federation should beat. ``--seed`` reseeds the federations (split,
-initial weights, noise) to see how far a second seed moves them; the centralised runs keep seed 0.
+without the others, the floor a federation should beat. ``--seed`` reseeds every run (the split,
+initial weights, noise), the centralised ones too (``central-s1``), so that each ratio compares runs of one
+seed and a second seed shows how far both move.
 """
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ def train_central(args, out: Path, steps: int, batch_size: int | None = None) ->
     if not timing.is_file():
         size = ["--batch-size", str(batch_size)] if batch_size else []
         seconds = ganforge("train", "--data", args.train, "--recipe", args.recipe, "--max-steps", str(steps),
-                           *size, "--seed", "0", "--out", str(out), "--no-progress")
+                           *size, "--seed", str(args.seed), "--out", str(out), "--no-progress")
         timing.write_text(f"{seconds}\n")
     return float(timing.read_text())
 
@@ -74,8 +75,8 @@ def main():
                    "one site's number of steps (central-b16)")
     p.add_argument("--site-lr", type=float, help="the sites' learning rate for both networks (default: the "
                    "recipe's); runs with one are kept apart (fed-iid-b16-slr0.0004)")
-    p.add_argument("--seed", type=int, default=0, help="the federations' seed; runs with another are kept apart "
-                   "(fed-iid-s1)")
+    p.add_argument("--seed", type=int, default=0, help="every run's seed; runs with another are kept apart "
+                   "(central-s1, fed-iid-s1)")
     p.add_argument("--n", type=int, default=10_000)
     p.add_argument("--work", default="local/federated-fashion")
     args = p.parse_args()
@@ -88,15 +89,16 @@ def main():
     steps = images // batch
     runs: dict[str, tuple[Path, float | None]] = {}
 
-    runs["centralised"] = (work / "central", train_central(args, work / "central", steps))
+    seeded = f"-s{args.seed}" if args.seed else ""
+    runs["centralised"] = (work / f"central{seeded}", train_central(args, work / f"central{seeded}", steps))
     if args.one_site_baseline:
-        one_site = work / f"central-b{site_batch}"
+        one_site = work / f"central-b{site_batch}{seeded}"
         local_steps = args.rounds * args.local_steps
         runs[f"centralised, {local_steps} x {site_batch}"] = (
             one_site, train_central(args, one_site, local_steps, site_batch))
     tags = [(args.server_lr != 1, f"-lr{args.server_lr:g}"), (args.server_momentum, f"-m{args.server_momentum:g}"),
             (site_batch != batch, f"-b{site_batch}"), (args.site_lr, f"-slr{args.site_lr or 0:g}"),
-            (args.seed, f"-s{args.seed}")]
+            (args.seed, seeded)]
     server = "".join(tag for wanted, tag in tags if wanted)  # a run folder per setting: fed-iid-lr2-b16-s1
     for split in args.splits.split(","):
         run = work / f"fed-{split.replace(':', '')}{server}"
