@@ -125,7 +125,7 @@ def main():
     reference = results["centralised"]["fd_domain"]
     print(f"\n{Path(args.train).name}, recipe {args.recipe}, {images:,} real images for D: centralised {steps:,} "
           f"steps of {batch}, federated {args.rounds} rounds x {args.local_steps} local steps x {args.sites} sites "
-          f"of {site_batch}, on {cpu_name()}; "
+          f"of {site_batch}, seed {args.seed}, on {cpu_name()}; "
           f"{args.n} samples vs {Path(args.heldout).name}, domain features")
     print(f"{'setup':<32} {'minutes':>8} {'fd_domain':>10} {'x central':>10} {'precision':>10} {'recall':>8} "
           f"{'classes':>8}")
