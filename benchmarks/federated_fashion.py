@@ -90,7 +90,8 @@ def main():
     runs: dict[str, tuple[Path, float | None]] = {}
 
     seeded = f"-s{args.seed}" if args.seed else ""
-    runs["centralised"] = (work / f"central{seeded}", train_central(args, work / f"central{seeded}", steps))
+    central = work / f"central{seeded}"
+    runs["centralised"] = (central, train_central(args, central, steps))
     if args.one_site_baseline:
         one_site = work / f"central-b{site_batch}{seeded}"
         local_steps = args.rounds * args.local_steps
