@@ -18,7 +18,9 @@ Variants (any number, run one after another):
 
 * ``final``: the federation's own newest global G, scored as the variants are (no training);
 
-* ``fed:K:R:ETA``: R rounds of K local steps at every site, server learning rate ETA;
+* ``fed:K:R:ETA``: R rounds of K local steps at every site, server learning rate ETA (``ETA/ETA_D``: D's
+  parameters stepped by ETA_D, G's by ETA); stages joined by ``+`` run one after another
+  (``fed:800:7:2+800:1:1``: seven rounds at η = 2, then one at η = 1);
 * ``central:STEPS:BATCH``: one process on all the training images from the same start (replay: the optimiser
   state of ``--central``, the centralised run of the same recipe).
 
@@ -100,12 +102,20 @@ def make_sites(federation: Path, work: Path, replay: bool, fed_id: str) -> list[
     return sites
 
 
-def federate(run: GlobalRun, sites: list[Site], fed_id: str, k: int, rounds: int, eta: float) -> None:
+def federate(run: GlobalRun, sites: list[Site], fed_id: str, k: int, rounds: int, eta: float,
+             eta_d: float | None = None) -> None:
+    """``rounds`` rounds of ``k`` steps at every site; the server steps by ``eta`` (``eta_d``: D's own)."""
     run.server_step.lr = eta
+    d_tensors = [name.startswith("discriminator.") for name, _ in weights.exchanged_tensors(run.state.networks())]
     for _ in range(rounds):
         start = run.weights()
         results = [s.train_round(fed_id, run.cfg, FAR // k, k, len(sites), start, server_lr=eta) for s in sites]
         mean = weights.weighted_mean([r.update for r in results], [r.images for r in results])
+        if eta_d is not None and eta_d != eta:  # D's parameters stepped by eta_d (no momentum in the probe)
+            if run.server_step.momentum:
+                raise SystemExit("a separate D rate is probed without server momentum")
+            mean = [d * (eta_d / eta) if is_d and moved else d for d, is_d, moved in
+                    zip(mean, d_tensors, run.server_step.stepped)]
         run.finish_round([(r.images, r.metrics) for r in results], 0, 0.0, {}, mean_update=mean)  # as the ServerApp
 
 
@@ -163,8 +173,10 @@ def main():
             run = replay_start(federation, Path(tmp))
             print(f"{'start':<22} {'':>8} {scorer.fd(run.state.ema.ready(), run.geometry, run.model_cfg.z_dim):8.3f}")
     for variant in args.variants:
-        kind, *values = variant.split(":")
-        lr = float(values.pop()) if len(values) == {"fed": 4, "central": 3}.get(kind) else None
+        kind, _, spec = variant.partition(":")
+        stages = [stage.split(":") for stage in spec.split("+")]  # fed: one or more K:R:ETA, one after another
+        values = stages[0]
+        lr = float(values.pop()) if len(stages) == 1 and len(values) == {"fed": 4, "central": 3}.get(kind) else None
         if lr is not None and replay:
             raise SystemExit(f"{variant}: a replayed variant keeps its saved optimisers' learning rate")
         began = time.perf_counter()
@@ -185,8 +197,9 @@ def main():
                 run = GlobalRun.create(work / "global", base, fed, sites[0].describe())
                 with_lr(run, lr)
             if kind == "fed":
-                k, rounds, eta = int(values[0]), int(values[1]), float(values[2])
-                federate(run, sites, site_id, k, rounds, eta)
+                for k, rounds, rate in stages:
+                    eta, _, eta_d = rate.partition("/")
+                    federate(run, sites, site_id, int(k), int(rounds), float(eta), float(eta_d) if eta_d else None)
                 live, average = scorer(run.state, run.geometry, run.model_cfg.z_dim)
             elif kind == "central":
                 reference = Path(args.central).resolve() if replay and args.central else None
