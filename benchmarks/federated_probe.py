@@ -179,6 +179,8 @@ def main():
         lr = float(values.pop()) if len(stages) == 1 and len(values) == {"fed": 4, "central": 3}.get(kind) else None
         if lr is not None and replay:
             raise SystemExit(f"{variant}: a replayed variant keeps its saved optimisers' learning rate")
+        if kind == "fed" and any(len(stage) != 3 for stage in stages):
+            raise SystemExit(f"{variant}: stages are K:R:ETA (a learning rate only after a single stage)")
         began = time.perf_counter()
         if kind == "final":  # read only: the run's G, its BatchNorm statistics refitted on a copy
             run = GlobalRun.resume(federation)
