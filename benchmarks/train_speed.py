@@ -54,7 +54,7 @@ from ganforge.data import Geometry, ImageDataset
 from ganforge.models import build_discriminator, build_generator, model_config
 from ganforge.recipes import DEFAULT_RECIPE
 from ganforge.training.loop import Trainer
-from ganforge.training.runtime import backend_settings, cpu_name, native_bf16_flags
+from ganforge.training.runtime import backend_settings, cpu_has_native_bf16, cpu_name, native_bf16_flags
 
 STAT_KEYS = ("loss_d", "loss_g", "d_real", "d_fake")  # what the training loop sums between log lines
 
@@ -356,7 +356,7 @@ def main():
     print(header, flush=True)
     default_precisions = set()
     # an emulated bf16 product (a CPU without native bf16) runs at ~0.3 GFLOP/s: minutes to time, and no ceiling
-    bf16_native = args.device.startswith("cuda") or bool(native_bf16_flags())
+    bf16_native = args.device.startswith("cuda") or cpu_has_native_bf16()
     peaks = None if args.no_arithmetic else (matmul_peak(args.device, torch.bfloat16) if bf16_native else None,
                                               matmul_peak(args.device, torch.float32))
     for res in map(int, args.resolutions.split(",")):
