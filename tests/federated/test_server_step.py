@@ -65,6 +65,33 @@ def test_bad_server_options_are_refused():
         FederationConfig(server_momentum=1.0).check()
     with pytest.raises(ConfigError, match="cannot read"):
         FederationConfig(he="ckks", server_lr=4).check()
+    with pytest.raises(ConfigError, match="last round"):
+        FederationConfig(server_lr=2, final_server_lr=0).check()
+    with pytest.raises(ConfigError, match="cannot read"):
+        FederationConfig(he="ckks", final_server_lr=0.5).check()
+    FederationConfig(he="ckks", final_server_lr=1).check()  # the plain mean is what CKKS does anyway
+
+
+def test_only_the_last_round_takes_the_final_server_lr():
+    fed = FederationConfig(rounds=3, server_lr=2.0, final_server_lr=1.0)
+    assert [fed.server_lr_of(r) for r in (1, 2, 3)] == [2.0, 2.0, 1.0]
+    assert [FederationConfig(rounds=3, server_lr=2.0).server_lr_of(r) for r in (1, 3)] == [2.0, 2.0]
+    fed.rounds = 5  # a resumed run with more rounds: the new last round takes it
+    assert [fed.server_lr_of(r) for r in (3, 5)] == [2.0, 1.0]
+
+
+def test_a_federation_steps_by_the_server_lr_then_ends_on_the_final_one(tiny_npz, tmp_path):
+    run, sites = federation(tiny_npz, tmp_path, "fed", 2, server_lr=2.0, final_server_lr=1.0)
+    names = [name for name, _ in weights.exchanged_tensors(run.state.networks())]
+    d_params = [i for i, (n, move) in enumerate(zip(names, run.server_step.stepped))
+                if move and n.startswith("discriminator.")]  # stepped, and not refitted afterwards
+    assert d_params
+    for expected_lr in (2.0, 1.0):
+        _, start, results = fedavg_round(run, sites)
+        mean = weights.weighted_mean([r.update for r in results], [r.images for r in results])
+        moved = [b - a for a, b in zip(start, run.weights())]
+        assert all(np.allclose(moved[i], expected_lr * mean[i], atol=1e-6) for i in d_params)
+        assert any(np.abs(mean[i]).max() > 0 for i in d_params)
 
 
 def test_a_resumed_federation_keeps_the_servers_velocity(tiny_npz, tmp_path):

@@ -185,7 +185,7 @@ def fit_instructions(run: GlobalRun, parameters: Parameters, sites: int) -> FitI
     """What a site needs for a round; ``sites``: how many take part (their images make one global step's)."""
     fed = run.fed
     return FitIns(parameters, {"round": run.round + 1, "rounds": fed.rounds, "local_steps": fed.local_steps,
-                               "sites": sites, "server_lr": fed.server_lr,
+                               "sites": sites, "server_lr": fed.server_lr_of(run.round + 1),
                                "config": json.dumps(run.cfg.to_dict()), "he": fed.he or "", "federation": fed.id})
 
 

@@ -48,6 +48,7 @@ class FederationConfig:
     he_context: str | None = None  # the server's public CKKS context (no secret key)
     server_lr: float = 1.0  # the mean change is applied times this (1 with momentum 0: FedAvg; server_step.py)
     server_momentum: float = 0.0  # FedAvgM's momentum over rounds
+    final_server_lr: float | None = None  # the last round's server learning rate (None: server_lr; 1: the plain mean)
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n")
@@ -57,6 +58,16 @@ class FederationConfig:
         if not path.is_file():
             raise GanforgeError(f"{path} not found: not a federated run folder")
         return cls(**json.loads(path.read_text()))
+
+    def server_lr_of(self, round_number: int) -> float:
+        """The server learning rate of round ``round_number`` (from 1): ``final_server_lr`` for the last round.
+
+        Ending on a smaller step (1: the plain mean) lets the last round average the sites' models instead of
+        extrapolating past them, as a centralised run ends on a decayed learning rate. After ``--resume
+        --rounds`` with more rounds, the new last round takes it (the old one has already been applied)."""
+        if self.final_server_lr is not None and round_number >= self.rounds:
+            return self.final_server_lr
+        return self.server_lr
 
     def check(self) -> "FederationConfig":
         if self.rounds < 1 or self.local_steps < 1:
@@ -72,9 +83,11 @@ class FederationConfig:
         if not self.server_lr > 0 or not 0 <= self.server_momentum < 1:
             raise ConfigError(f"the server learning rate must be positive and its momentum in [0, 1), got "
                               f"{self.server_lr} and {self.server_momentum}")
-        if self.he and (self.server_lr != 1 or self.server_momentum):
+        if self.final_server_lr is not None and not self.final_server_lr > 0:
+            raise ConfigError(f"the last round's server learning rate must be positive, got {self.final_server_lr}")
+        if self.he and (self.server_lr != 1 or self.server_momentum or self.final_server_lr not in (None, 1)):
             raise ConfigError("--he ckks takes plain FedAvg only: the server cannot scale or accumulate what it "
-                              "cannot read (leave --server-lr and --server-momentum out)")
+                              "cannot read (leave --server-lr, --final-server-lr and --server-momentum out)")
         if self.clipping_range <= 0:
             raise ConfigError(f"the clipping range must be positive, got {self.clipping_range}")
         return self
@@ -218,7 +231,7 @@ class GlobalRun:
         """Apply a round's aggregate (the sites' mean update, or under CKKS the encrypted sum, which is only
         stored), then save and log. ``reports``: (images, metrics) of each site that answered."""
         if encrypted is None:
-            new_weights = self.server_step.apply(self.weights(), mean_update)
+            new_weights = self.server_step.apply(self.weights(), mean_update, self.fed.server_lr_of(self.round + 1))
             if not weights.all_finite(new_weights):
                 raise GanforgeError(f"round {self.round + 1}: the aggregated weights are not finite")
             self.load_weights(new_weights)

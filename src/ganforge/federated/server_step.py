@@ -35,8 +35,11 @@ class ServerStep:
     def plain(self) -> bool:
         return self.lr == 1.0 and self.momentum == 0.0
 
-    def apply(self, current: Sequence[np.ndarray], mean_update: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """The new global weights from the current ones and the sites' mean change (same order and shapes)."""
+    def apply(self, current: Sequence[np.ndarray], mean_update: Sequence[np.ndarray],
+              lr: float | None = None) -> list[np.ndarray]:
+        """The new global weights from the current ones and the sites' mean change (same order and shapes);
+        ``lr``: this round's learning rate, if not ``self.lr`` (a last round at another rate)."""
+        lr = self.lr if lr is None else float(lr)
         if len(current) != len(mean_update) or len(current) != len(self.stepped):
             raise ValueError(f"{len(mean_update)} changes for {len(current)} weights ({len(self.stepped)} known)")
         steps = [d for d, move in zip(mean_update, self.stepped) if move]
@@ -46,7 +49,7 @@ class ServerStep:
             self.velocity = [(self.momentum * v + d).astype(np.float32) for v, d in zip(self.velocity, steps)]
             steps = self.velocity
         scaled = iter(steps)
-        return [(w + (self.lr * next(scaled) if move else d)).astype(np.float32)
+        return [(w + (lr * next(scaled) if move else d)).astype(np.float32)
                 for w, d, move in zip(current, mean_update, self.stepped)]
 
     def state_dict(self) -> dict[str, Any]:
