@@ -14,7 +14,7 @@ when the script is started again.
         --splits dirichlet:0.5,iid,classes --server-lr 2
 
 ``--server-lr``, ``--final-server-lr`` and ``--server-momentum`` go to every federation (FedAvgM, see
-ganforge.federated.server_step); their runs are kept apart from FedAvg's (``fed-iid-lr2``, ``fed-iid-lr2-f1``).
+ganforge.federated.server_step); their runs are kept apart from FedAvg's (``fed-iid-lr2``, ``fed-iid-lr2-f1x2``).
 ``--one-site-baseline`` adds a centralised run at the site batch for as many steps as one site takes
 (all the training images, a quarter of the budget with 4 sites): what one site's share of the images buys
 without the others, the floor a federation should beat. ``--seed`` reseeds every run (the split,
@@ -68,7 +68,8 @@ def main():
     p.add_argument("--splits", default="dirichlet:0.5,iid,classes")
     p.add_argument("--recipe", default="stable")
     p.add_argument("--server-lr", type=float, default=1.0, help="passed to federate simulate (1: FedAvg)")
-    p.add_argument("--final-server-lr", type=float, help="passed to federate simulate (the last round's rate)")
+    p.add_argument("--final-server-lr", type=float, help="passed to federate simulate (the last rounds' rate)")
+    p.add_argument("--final-rounds", type=int, default=1, help="passed to federate simulate with --final-server-lr")
     p.add_argument("--server-momentum", type=float, default=0.0, help="passed to federate simulate")
     p.add_argument("--site-batch", type=int, help="each site's batch size (default: the recipe's); runs with one "
                    "are kept apart (fed-iid-b16)")
@@ -100,6 +101,7 @@ def main():
             one_site, train_central(args, one_site, local_steps, site_batch))
     final_lr = args.final_server_lr
     tags = [(args.server_lr != 1, f"-lr{args.server_lr:g}"), (final_lr is not None, f"-f{final_lr or 0:g}"),
+            (final_lr is not None and args.final_rounds != 1, f"x{args.final_rounds}"),
             (args.server_momentum, f"-m{args.server_momentum:g}"),
             (site_batch != batch, f"-b{site_batch}"), (args.site_lr, f"-slr{args.site_lr or 0:g}"),
             (args.seed, seeded)]
@@ -113,7 +115,8 @@ def main():
                 "--rounds", str(args.rounds), "--local-steps", str(args.local_steps), "--recipe", args.recipe,
                 "--seed", str(args.seed), "--server-lr", str(args.server_lr),
                 "--server-momentum", str(args.server_momentum), "--batch-size", str(site_batch),
-                *(["--final-server-lr", str(final_lr)] if final_lr is not None else []),
+                *(["--final-server-lr", str(final_lr), "--final-rounds", str(args.final_rounds)]
+                  if final_lr is not None else []),
                 *(["--lr", str(args.site_lr)] if args.site_lr else [])]
             seconds = ganforge("federate", "simulate", *resume)
             timing.write_text(f"{seconds}\n")

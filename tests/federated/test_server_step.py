@@ -65,19 +65,23 @@ def test_bad_server_options_are_refused():
         FederationConfig(server_momentum=1.0).check()
     with pytest.raises(ConfigError, match="cannot read"):
         FederationConfig(he="ckks", server_lr=4).check()
-    with pytest.raises(ConfigError, match="last round"):
+    with pytest.raises(ConfigError, match="last rounds"):
         FederationConfig(server_lr=2, final_server_lr=0).check()
+    with pytest.raises(ConfigError, match="final-rounds"):
+        FederationConfig(server_lr=2, final_server_lr=1, final_rounds=0).check()
     with pytest.raises(ConfigError, match="cannot read"):
         FederationConfig(he="ckks", final_server_lr=0.5).check()
     FederationConfig(he="ckks", final_server_lr=1).check()  # the plain mean is what CKKS does anyway
 
 
-def test_only_the_last_round_takes_the_final_server_lr():
+def test_only_the_last_rounds_take_the_final_server_lr():
     fed = FederationConfig(rounds=3, server_lr=2.0, final_server_lr=1.0)
     assert [fed.server_lr_of(r) for r in (1, 2, 3)] == [2.0, 2.0, 1.0]
     assert [FederationConfig(rounds=3, server_lr=2.0).server_lr_of(r) for r in (1, 3)] == [2.0, 2.0]
     fed.rounds = 5  # a resumed run with more rounds: the new last round takes it
     assert [fed.server_lr_of(r) for r in (3, 5)] == [2.0, 1.0]
+    two = FederationConfig(rounds=4, server_lr=2.0, final_server_lr=1.0, final_rounds=2)
+    assert [two.server_lr_of(r) for r in (1, 2, 3, 4)] == [2.0, 2.0, 1.0, 1.0]
 
 
 def test_a_federation_steps_by_the_server_lr_then_ends_on_the_final_one(tiny_npz, tmp_path):

@@ -86,9 +86,10 @@ def _add_round_options(p) -> None:
                    "this (default 1)")
     p.add_argument("--server-lr", type=float, help="the server applies the sites' mean change times this (default 1: "
                    "FedAvg; 2 with 4 sites trained faster on Fashion-MNIST, 4 diverged: docs/federated.md)")
-    p.add_argument("--final-server-lr", type=float, help="the last round's server learning rate (default: "
-                   "--server-lr; 1 ends on the plain mean of the sites' models, which scored better after "
-                   "--server-lr 2 on Fashion-MNIST: docs/federated.md)")
+    p.add_argument("--final-server-lr", type=float, help="the server learning rate of the last --final-rounds "
+                   "rounds (default: --server-lr; 1 ends on the plain mean of the sites' models, which scored better "
+                   "after --server-lr 2 on Fashion-MNIST: docs/federated.md)")
+    p.add_argument("--final-rounds", type=int, help="how many of the last rounds take --final-server-lr (default 1)")
     p.add_argument("--server-momentum", type=float, help="FedAvgM momentum over rounds (default 0)")
     p.add_argument("--he", choices=["ckks"], help="encrypt the updates (TenSEAL CKKS): the server adds ciphertexts")
     p.add_argument("--he-key", metavar="FILE", help="the server's CKKS key (server.key); simulate makes its own")
@@ -99,7 +100,7 @@ def _federation(args, sites: int | None = None):
 
     fed = FederationConfig()
     for name in ("rounds", "local_steps", "min_sites", "round_timeout", "shares", "threshold", "clipping_range",
-                 "server_lr", "final_server_lr", "server_momentum"):
+                 "server_lr", "final_server_lr", "final_rounds", "server_momentum"):
         if getattr(args, name) is not None:
             setattr(fed, name, getattr(args, name))
     if args.min_sites is None and sites is not None:

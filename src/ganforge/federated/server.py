@@ -48,7 +48,8 @@ class FederationConfig:
     he_context: str | None = None  # the server's public CKKS context (no secret key)
     server_lr: float = 1.0  # the mean change is applied times this (1 with momentum 0: FedAvg; server_step.py)
     server_momentum: float = 0.0  # FedAvgM's momentum over rounds
-    final_server_lr: float | None = None  # the last round's server learning rate (None: server_lr; 1: the plain mean)
+    final_server_lr: float | None = None  # the last rounds' server learning rate (None: server_lr; 1: the plain mean)
+    final_rounds: int = 1  # how many of the last rounds take final_server_lr
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n")
@@ -60,12 +61,13 @@ class FederationConfig:
         return cls(**json.loads(path.read_text()))
 
     def server_lr_of(self, round_number: int) -> float:
-        """The server learning rate of round ``round_number`` (from 1): ``final_server_lr`` for the last round.
+        """The server learning rate of round ``round_number`` (from 1): ``final_server_lr`` for the last
+        ``final_rounds`` rounds, ``server_lr`` before.
 
-        Ending on a smaller step (1: the plain mean) lets the last round average the sites' models instead of
+        Ending on a smaller step (1: the plain mean) lets the last rounds average the sites' models instead of
         extrapolating past them, as a centralised run ends on a decayed learning rate. After ``--resume
-        --rounds`` with more rounds, the new last round takes it (the old one has already been applied)."""
-        if self.final_server_lr is not None and round_number >= self.rounds:
+        --rounds`` with more rounds, the new last rounds take it (the old ones have already been applied)."""
+        if self.final_server_lr is not None and round_number > self.rounds - self.final_rounds:
             return self.final_server_lr
         return self.server_lr
 
@@ -84,7 +86,9 @@ class FederationConfig:
             raise ConfigError(f"the server learning rate must be positive and its momentum in [0, 1), got "
                               f"{self.server_lr} and {self.server_momentum}")
         if self.final_server_lr is not None and not self.final_server_lr > 0:
-            raise ConfigError(f"the last round's server learning rate must be positive, got {self.final_server_lr}")
+            raise ConfigError(f"the last rounds' server learning rate must be positive, got {self.final_server_lr}")
+        if self.final_rounds < 1:
+            raise ConfigError(f"--final-rounds must be at least 1, got {self.final_rounds}")
         if self.he and (self.server_lr != 1 or self.server_momentum or self.final_server_lr not in (None, 1)):
             raise ConfigError("--he ckks takes plain FedAvg only: the server cannot scale or accumulate what it "
                               "cannot read (leave --server-lr, --final-server-lr and --server-momentum out)")
