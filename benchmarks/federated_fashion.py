@@ -46,7 +46,8 @@ def train_central(args, out: Path, steps: int, batch_size: int | None = None) ->
     if not timing.is_file():
         size = ["--batch-size", str(batch_size)] if batch_size else []
         seconds = ganforge("train", "--data", args.train, "--recipe", args.recipe, "--max-steps", str(steps),
-                           *size, "--seed", str(args.seed), "--out", str(out), "--no-progress")
+                           *size, "--seed", str(args.seed), "--precision", args.precision, "--out", str(out),
+                           "--no-progress")
         timing.write_text(f"{seconds}\n")
     return float(timing.read_text())
 
@@ -79,6 +80,8 @@ def main():
                    "recipe's); runs with one are kept apart (fed-iid-b16-slr0.0004)")
     p.add_argument("--seed", type=int, default=0, help="every run's seed; runs with another are kept apart "
                    "(central-s1, fed-iid-s1)")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                   help="every run's precision (fp32 to compare with runs on a CPU without native bfloat16)")
     p.add_argument("--n", type=int, default=10_000)
     p.add_argument("--work", default="local/federated-fashion")
     args = p.parse_args()
@@ -113,7 +116,8 @@ def main():
             resume = ["--resume", str(run)] if (run / "federation.json").is_file() else [
                 "--out", str(run), "--data", args.train, "--sites", str(args.sites), "--split", split,
                 "--rounds", str(args.rounds), "--local-steps", str(args.local_steps), "--recipe", args.recipe,
-                "--seed", str(args.seed), "--server-lr", str(args.server_lr),
+                "--seed", str(args.seed), "--set", f"train.precision={args.precision}",
+                "--server-lr", str(args.server_lr),
                 "--server-momentum", str(args.server_momentum), "--batch-size", str(site_batch),
                 *(["--final-server-lr", str(final_lr), "--final-rounds", str(args.final_rounds)]
                   if final_lr is not None else []),
