@@ -140,3 +140,19 @@ def test_the_global_gs_batchnorm_statistics_are_refitted_to_its_new_weights(tiny
         assert torch.allclose(got[name], want[name], atol=1e-6), name
     assert any(not np.allclose(got[n].numpy(), plain[n], atol=1e-4) for n in statistics)
     assert run.state.G.training == expected.training  # the refit leaves the mode as it was
+
+
+def test_the_sites_are_told_the_rate_of_the_round(tiny_npz, tmp_path):
+    """G's average at each site follows where this round's server step takes G, so the instructions carry the
+    round's rate: the last round's is --final-server-lr."""
+    pytest.importorskip("flwr")
+    from flwr.common import ndarrays_to_parameters
+
+    from ganforge.federated.flower_app import fit_instructions
+
+    run, _ = federation(tiny_npz, tmp_path, "fed", 2, server_lr=2.0, final_server_lr=1.0)
+    told = []
+    for round_number in (1, 2):
+        told.append(fit_instructions(run, ndarrays_to_parameters(run.weights()), 2).config["server_lr"])
+        run.round = round_number
+    assert told == [2.0, 1.0]
