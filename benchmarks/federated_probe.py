@@ -105,7 +105,7 @@ def make_sites(federation: Path, work: Path, replay: bool, fed_id: str) -> list[
 def federate(run: GlobalRun, sites: list[Site], fed_id: str, k: int, rounds: int, eta: float,
              eta_d: float | None = None) -> None:
     """``rounds`` rounds of ``k`` steps at every site; the server steps by ``eta`` (``eta_d``: D's own)."""
-    run.server_step.lr = eta
+    run.fed.server_lr, run.fed.final_server_lr = eta, None  # the server steps by the federation's rate of each round
     d_tensors = [name.startswith("discriminator.") for name, _ in weights.exchanged_tensors(run.state.networks())]
     for _ in range(rounds):
         start = run.weights()
