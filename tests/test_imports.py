@@ -80,3 +80,27 @@ def test_source_scan_sees_training_imports():
         "ganforge.training", "ganforge.training.runtime",
     ])
     assert not any(is_training(m) for _, m in imported_modules("from ..devices import x\n", "ganforge.metrics"))
+
+
+def module_files() -> dict[str, tuple[Path, str]]:
+    """{module name: (file, package it lives in)} of every ganforge module."""
+    modules = {}
+    for path in SRC.rglob("*.py"):
+        parts = ("ganforge", *path.relative_to(SRC).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+            modules[".".join(parts)] = (path, ".".join(parts))
+        else:
+            modules[".".join(parts)] = (path, ".".join(parts[:-1]))
+    return modules
+
+
+def test_training_imports_nothing_from_privacy_or_federated():
+    """The loop knows privacy only through ganforge.extensions; federation drives runs from outside."""
+    offending = []
+    for name, (path, package) in module_files().items():
+        if is_training(name):
+            offending += [f"{path.relative_to(SRC)}:{line}: {module}"
+                          for line, module in imported_modules(path.read_text(), package)
+                          if module.startswith(("ganforge.privacy", "ganforge.federated"))]
+    assert offending == []

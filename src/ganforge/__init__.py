@@ -22,6 +22,10 @@ _LAZY = {
 }
 
 
+# registers differential privacy as a training extension and its config section's checks (no torch import)
+from .privacy import extension as _privacy_extension  # noqa: E402,F401
+
+
 def __getattr__(name: str):
     if name in _LAZY:
         import importlib

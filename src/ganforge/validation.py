@@ -9,6 +9,7 @@ from typing import Any
 
 from .config import COMPILE_MODES, PRECISIONS, Config, MonitorConfig, parse_duration, suggest
 from .errors import ConfigError
+from .extensions import check_sections
 from .models import check_section, list_models
 
 _CHOICES = {
@@ -156,9 +157,9 @@ def validate(cfg: Config) -> Config:
         raise ConfigError("train.max_time must be positive")
     if t.max_steps is None and t.max_epochs is None and t.max_time is None:
         t.max_epochs = DEFAULT_MAX_EPOCHS
-    from .privacy.checks import check_private
-
-    check_private(cfg)  # last: with epsilon alone, the noise is planned for the stopping rule just filled in
+    # last: the sections of the extensions (dp: with epsilon alone, the noise is planned for the stopping rule
+    # just filled in)
+    check_sections(cfg)
     return cfg
 
 

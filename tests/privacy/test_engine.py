@@ -14,6 +14,7 @@ from helpers import tiny_config  # noqa: E402
 from ganforge.losses import d_loss  # noqa: E402
 from ganforge.privacy.engine import PrivateTraining  # noqa: E402
 from ganforge.training.checkpoint import latest_checkpoint  # noqa: E402
+from ganforge.privacy.extension import private_training  # noqa: E402
 from ganforge.training.loop import Trainer  # noqa: E402
 
 DP = ["model.d_norm=group", "dp.noise=1.0", "train.batch_size=10"]
@@ -32,7 +33,7 @@ def plain_and_private_updates(trainer, real, fake, labels=None, fake_labels=None
 
     import torch.nn.functional as F
 
-    private, D = trainer.private, trainer.state.D
+    private, D = private_training(trainer), trainer.state.D
     reference = copy.deepcopy(D)
     if class_weight:
         logits, classes = reference(real, labels, classes=True)
@@ -54,7 +55,7 @@ def test_without_clipping_or_noise_the_private_step_takes_the_plain_gradient(tin
     """The real and the fake half, each summed over its own per-sample gradients and divided by E[B], add up
     to the gradient of D's loss when B = E[B] = the fakes' count: nothing is lost or counted twice."""
     trainer = private_trainer(tiny_npz, tmp_path / "r", "train.max_steps=1", *UNBOUND)
-    trainer.private._set_noise(0.0)
+    private_training(trainer)._set_noise(0.0)
     torch.manual_seed(1)
     real, fake = torch.rand(5, 1, 16, 16) * 2 - 1, torch.rand(5, 1, 16, 16) * 2 - 1
     plain, update = plain_and_private_updates(trainer, real, fake)
@@ -64,10 +65,10 @@ def test_without_clipping_or_noise_the_private_step_takes_the_plain_gradient(tin
 def test_each_record_and_each_fake_is_clipped_on_its_own(tiny_npz, tmp_path):
     trainer = private_trainer(tiny_npz, tmp_path / "r", "train.max_steps=1", "dp.max_grad_norm=0.01",
                               "d_optim.name=sgd", "d_optim.lr=1", "d_optim.momentum=0", "train.batch_size=6")
-    trainer.private._set_noise(0.0)
+    private_training(trainer)._set_noise(0.0)
     real, fake = torch.rand(4, 1, 16, 16), torch.rand(6, 1, 16, 16)
     before = torch.cat([p.detach().flatten() for p in trainer.state.D.parameters()])
-    trainer.private.d_step(trainer.private.gsm, trainer.private.optimizer, real, fake, trainer.state.opts)
+    private_training(trainer).d_step(private_training(trainer).gsm, private_training(trainer).optimizer, real, fake, trainer.state.opts)
     update = before - torch.cat([p.detach().flatten() for p in trainer.state.D.parameters()])
     assert update.norm() * 6 <= (4 + 6) * 0.01 * (1 + 1e-4)  # four records and six fakes, each clipped to 0.01
 
@@ -103,7 +104,7 @@ def test_the_run_stops_before_its_budget_and_the_noise_is_planned_for_it(tiny_np
     result = planned.run()
     assert result["step"] == 20 and 2.95 <= result["privacy"]["epsilon"] <= 3.0
     reference = PRVAccountant()
-    reference.history = [(planned.private.noise, 0.25, 20)]
+    reference.history = [(private_training(planned).noise, 0.25, 20)]
     assert reference.get_epsilon(delta=1e-3) == pytest.approx(result["privacy"]["epsilon"], abs=1e-3)
 
 
@@ -124,7 +125,7 @@ def test_a_private_run_resumes_bit_for_bit_with_its_accountant(tiny_npz, tmp_pat
     assert first["privacy"] == second["privacy"]
     d_steps = 2 if extra else 1
     prior = [(20.0, 1.0, 1)] if extra else []  # the label histogram at the default dp.label_noise
-    assert [tuple(e) for e in resumed_trainer.private.accountant.history] == [*prior, (1.0, 0.25, 6 * d_steps)]
+    assert [tuple(e) for e in private_training(resumed_trainer).accountant.history] == [*prior, (1.0, 0.25, 6 * d_steps)]
 
 
 def test_private_labels_generator_classes_come_from_the_release(tiny_npz, tmp_path):
@@ -140,7 +141,7 @@ def test_private_labels_generator_classes_come_from_the_release(tiny_npz, tmp_pa
 
     hist = private_trainer(tiny_npz, tmp_path / "h", "model.conditional=true", "dp.labels=histogram",
                            "dp.label_noise=2", "train.max_steps=2", "dp.accountant=rdp")
-    counts = hist.private.class_counts  # 20 and 20, each plus N(0, 2^2) noise, rounded, at least 0
+    counts = private_training(hist).class_counts  # 20 and 20, each plus N(0, 2^2) noise, rounded, at least 0
     assert len(counts) == 2 and all(0 <= c <= 40 for c in counts)
     assert hist.state.fake_label_probs.sum().item() == pytest.approx(1.0)
     spent = hist.run()["privacy"]["epsilon"]
@@ -157,8 +158,8 @@ def test_a_batch_that_draws_no_record_still_takes_its_noisy_step(tiny_npz, tmp_p
     before = [p.detach().clone() for p in trainer.state.D.parameters()]
     empty = torch.zeros(0, 1, 16, 16)
     fake = torch.zeros(0, 1, 16, 16)
-    stats = trainer.private.d_step(trainer.private.gsm, trainer.state.d_opt, empty, fake, trainer.state.opts, step=0)
-    assert stats["loss_d"].item() == 0.0 and len(trainer.private.accountant) == 1
+    stats = private_training(trainer).d_step(private_training(trainer).gsm, trainer.state.d_opt, empty, fake, trainer.state.opts, step=0)
+    assert stats["loss_d"].item() == 0.0 and len(private_training(trainer).accountant) == 1
     assert any(not a.equal(b) for a, b in zip(before, trainer.state.D.parameters()))  # noise moved D
 
 
@@ -168,7 +169,7 @@ def test_poisson_batches_vary_and_g_always_sees_the_fixed_batch(tiny_npz, tmp_pa
     assert len(sizes) > 3 and all(0 <= s <= 40 for s in sizes)
     again = trainer.order.indices(7)
     assert again.equal(trainer.order.indices(7))  # a function of the secret seed and the batch number
-    trainer.private.secret_seed += 1
+    private_training(trainer).secret_seed += 1
     assert not trainer.order.indices(7).equal(again) or len(again) == 0
     assert trainer.state.fake_batch == 10
 
@@ -185,10 +186,10 @@ def test_a_longer_limit_on_resume_keeps_the_noise_and_stops_at_the_budget(tiny_n
     run = tmp_path / "r"
     base = ["model.d_norm=group", "train.batch_size=10", "dp.epsilon=2", "dp.accountant=rdp"]
     first = Trainer(tiny_config(tiny_npz, *base, "train.max_steps=4"), run)
-    noise = first.private.noise
+    noise = private_training(first).noise
     first.run()
     resumed = Trainer(tiny_config(tiny_npz, *base, "train.max_steps=100"), run, resume=True)
-    assert resumed.private.noise == noise  # not re-planned for 100 steps
+    assert private_training(resumed).noise == noise  # not re-planned for 100 steps
     summary = resumed.run()
     assert summary["step"] == 4 and summary["reason"].startswith("reached the privacy budget")
 
@@ -198,7 +199,7 @@ def test_the_classifier_term_is_part_of_each_records_gradient(tiny_npz, tmp_path
     clipping bounds it too), and a private run trains the head and logs both class terms."""
     ac = ["model.conditional=true", "model.d_classifier=true", "reg.class_weight=2"]
     trainer = private_trainer(tiny_npz, tmp_path / "r", "train.max_steps=1", *UNBOUND, *ac)
-    trainer.private._set_noise(0.0)
+    private_training(trainer)._set_noise(0.0)
     torch.manual_seed(1)
     real, fake = torch.rand(5, 1, 16, 16) * 2 - 1, torch.rand(5, 1, 16, 16) * 2 - 1
     labels, fake_labels = torch.tensor([0, 1, 1, 0, 1]), torch.tensor([1, 0, 0, 1, 1])
@@ -212,4 +213,8 @@ def test_the_classifier_term_is_part_of_each_records_gradient(tiny_npz, tmp_path
     head = run.state.D.classifier.weight.detach().clone()
     run.run(on_log=records.append)
     assert not torch.equal(head, run.state.D.classifier.weight)
-    assert all(r["class_d"] > 0 and r["class_g"] > 0 for r in records)
+    assert all(r["class_g"] > 0 for r in records)  # G's class term reads only fakes: logged
+    # D's loss, mean D(x) and class loss on the private records are outside the noised sum: never logged
+    logged = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    steps = [r for r in logged if "loss_g" in r]
+    assert steps and all(not {"loss_d", "d_real", "class_d"} & r.keys() and "epsilon" in r for r in steps + records)

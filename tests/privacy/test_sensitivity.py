@@ -11,6 +11,7 @@ import torch
 pytest.importorskip("opacus")
 
 from helpers import tiny_config  # noqa: E402
+from ganforge.privacy.extension import private_training  # noqa: E402
 from ganforge.training.loop import Trainer  # noqa: E402
 
 BATCH, CLIP = 8, 1e-3  # a bound far below D's per-record gradient norms: clipping binds for every record
@@ -23,11 +24,11 @@ def d_update(data, tmp_path, real, labels, noise: float, *extra) -> torch.Tensor
     cfg = tiny_config(data, "model.d_norm=group", "dp.noise=1", f"dp.max_grad_norm={CLIP}",
                       f"train.batch_size={BATCH}", "train.max_steps=1", *SGD, *extra)
     trainer = Trainer(cfg, tmp_path / "run")
-    trainer.private._set_noise(noise)
+    private_training(trainer)._set_noise(noise)
     before = torch.cat([p.detach().flatten() for p in trainer.state.D.parameters()])
     trainer.state.train_step([(real, labels)])  # the training state's own step, with the private D step in it
     after = torch.cat([p.detach().flatten() for p in trainer.state.D.parameters()])
-    return (before - after) * trainer.private.optimizer.expected_batch_size
+    return (before - after) * private_training(trainer).optimizer.expected_batch_size
 
 
 @pytest.fixture

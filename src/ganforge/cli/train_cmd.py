@@ -164,8 +164,9 @@ def run(args: argparse.Namespace) -> int:
         + (f"  resuming at step {trainer.step}" if resume else ""))
     for notice in trainer.notices:
         say(f"note: {notice}")
-    if trainer.private is not None:
-        say(f"privacy: {describe_privacy(trainer.private.summary(), planned=True)}")
+    privacy = trainer.extension_summaries().get("privacy")
+    if privacy is not None:
+        say(f"privacy: {describe_privacy(privacy, planned=True)}")
     try:
         summary = trainer.run()
     finally:

@@ -186,7 +186,7 @@ class GlobalRun:
         from ..training.run_checkpoints import network_meta
 
         return network_meta(fmt, self.cfg.model.arch, self.model_cfg, self.geometry, self.class_names,
-                            None, self.state.step, self.privacy)
+                            None, self.state.step, {"privacy": self.privacy} if self.privacy is not None else None)
 
     def save(self) -> Path | None:
         self.state.step = self.round * self.fed.local_steps

@@ -86,6 +86,7 @@ class Site:
         images means what it means in a centralised run (:meth:`~ganforge.training.ema.EMA.count_processes`),
         and it averages where the server's learning rate ``server_lr`` will take G
         (:meth:`~ganforge.training.ema.EMA.follow`)."""
+        from ..privacy.extension import private_training
         from ..training.loop import Trainer
 
         cfg = self.config(server_cfg, rounds, local_steps)
@@ -93,6 +94,7 @@ class Site:
         run_dir = self.run_dir(federation)
         resume = (run_dir / "config.json").is_file()
         trainer = Trainer(cfg, run_dir, resume=resume, dataset=data)
+        private = private_training(trainer)
         if not resume:
             run_dir.mkdir(parents=True, exist_ok=True)
             trainer.cfg.save(run_dir / "config.json")
@@ -107,7 +109,7 @@ class Site:
         start, sums, steps = time.perf_counter(), None, 0
         images_before = state.real_batches * trainer.cfg.train.batch_size
         for _ in range(local_steps):
-            if trainer.private is not None and trainer.private.budget_stop(trainer.cfg.train.d_steps):
+            if private is not None and private.budget_stop(trainer.cfg.train.d_steps):
                 break  # this site's privacy budget is spent: it hands back what it has
             stats = trainer.train_step()
             values = np.array([float(stats[k]) for k in trainer.stat_names])
@@ -122,9 +124,9 @@ class Site:
         metrics: dict[str, float | str] = {"steps": float(steps), "seconds": seconds}
         if steps:
             metrics.update(zip(trainer.stat_names, (sums / steps).tolist()))
-        if trainer.private is not None:  # this site's guarantee, about its own images
-            metrics["epsilon"] = trainer.private.epsilon()
-            metrics["privacy"] = json.dumps(trainer.private.summary())
+        if private is not None:  # this site's guarantee, about its own images
+            metrics["epsilon"] = private.epsilon()
+            metrics["privacy"] = json.dumps(private.summary())
         images = (state.real_batches * trainer.cfg.train.batch_size) - images_before
         update = weights.difference(local, global_weights)
         return RoundResult(update, images, metrics)

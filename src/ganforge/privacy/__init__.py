@@ -1,5 +1,7 @@
 """Differential privacy: D trained privately with Opacus, G private by post-processing, and audits.
 
+* :mod:`.extension`: the hooks through which the training loop runs privately (registered for the ``dp``
+  section of the configuration when ``ganforge`` is imported; the training loop never imports this package).
 * :mod:`.accounting`: epsilon from Opacus's accountants, the noise for a budget, the steps a budget allows.
 * :mod:`.checks`: options refused under DP, each with its reason.
 * :mod:`.engine`: what a training state becomes under DP (per-record clipping, noise, Poisson sampling).

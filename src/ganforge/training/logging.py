@@ -51,13 +51,10 @@ class RunLogger:
 
     def log(self, record: dict[str, Any]) -> None:
         self._append(record)
-        self._postfix = {
-            "img/s": f"{record['images_per_sec']:.0f}",
-            "loss_d": f"{record['loss_d']:.3f}",
-            "loss_g": f"{record['loss_g']:.3f}",
-            "D(x)": f"{record['d_real']:.2f}",
-            "D(G(z))": f"{record['d_fake']:.2f}",
-        }
+        shown = {"images_per_sec": ("img/s", ".0f"), "loss_d": ("loss_d", ".3f"), "loss_g": ("loss_g", ".3f"),
+                 "d_real": ("D(x)", ".2f"), "d_fake": ("D(G(z))", ".2f")}
+        # (a private run's line holds no statistic of D on its records)
+        self._postfix = {label: format(record[key], spec) for key, (label, spec) in shown.items() if key in record}
         if "epsilon" in record:  # a private run: the privacy spent so far
             self._postfix["ε"] = f"{record['epsilon']:.3g}"
         if "diversity" in record:

@@ -12,13 +12,14 @@ from __future__ import annotations
 import copy
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 import torch
 
 from ..config import Config
 from ..data import ImageDataset, load_dataset
 from ..errors import ConfigError, GanforgeError
+from ..extensions import TrainingExtension, extensions_for
 from ..models import config_from_section
 from ..pixels import from_uint8
 from ..validation import validate
@@ -33,14 +34,14 @@ from .runtime import Precision, resolve_device, resolve_precision
 from .state import TrainState
 from .stopping import StopRules
 
-if TYPE_CHECKING:
-    from ..privacy.engine import PrivateTraining
-
 STAT_NAMES = ("loss_d", "loss_g", "d_real", "d_fake", "penalty_d", "grad_d", "grad_g")
 
 
 class Trainer:
-    """Trains one run. ``Trainer(cfg, run_dir).run()``; ``resume=True`` continues its newest checkpoint."""
+    """Trains one run. ``Trainer(cfg, run_dir).run()``; ``resume=True`` continues its newest checkpoint.
+
+    The extensions its configuration switches on (differential privacy, see ganforge/extensions.py) hook into
+    the run at fixed points; the loop itself knows nothing of them."""
 
     def __init__(self, cfg: Config, run_dir: str | Path, resume: bool = False, dataset: ImageDataset | None = None):
         # The library validates on its own (defaults such as the stopping rule are filled in here,
@@ -53,12 +54,13 @@ class Trainer:
             ("class_d", "class_g") if cfg.reg.class_weight > 0 else ())
         t = cfg.train
         self.ranks, rank_device = distributed.init(t.device)  # one process unless launched by torchrun
-        if cfg.dp.enabled and self.ranks.enabled:
-            raise ConfigError("differentially private training runs on one process; launch it without torchrun")
+        self.extensions: list[TrainingExtension] = extensions_for(cfg)
+        requested = t.precision
+        for extension in self.extensions:
+            extension.check_launch(self.ranks.world_size)
+            requested = extension.precision(requested)
         self.device = rank_device or resolve_device(t.device)
-        # private runs take per-record gradient norms in float32 (validation refuses bf16; auto means fp32)
-        self.precision = resolve_precision("fp32" if cfg.dp.enabled and t.precision == "auto" else t.precision,
-                                           self.device)
+        self.precision = resolve_precision(requested, self.device)
 
         data = dataset or load_dataset(
             cfg.data.source, resolution=cfg.data.resolution, channels=cfg.data.channels, fit=cfg.data.fit,
@@ -78,15 +80,12 @@ class Trainer:
         self.labels = data.labels.to(self.device) if self.num_classes else None  # (N,) int64 for a conditional G/D
         self.class_counts = (torch.bincount(data.labels, minlength=self.num_classes).tolist()
                              if self.num_classes else None)  # images per class, saved beside every network
-        self.private: PrivateTraining | None = None  # set below for a differentially private run
-        if cfg.dp.enabled:  # Poisson samples from the run's secret seed, which exists once self.private does
-            from ..privacy.poisson import PoissonOrder
-
-            self.order = PoissonOrder(len(data), t.batch_size / len(data), lambda: self.private.secret_seed,
-                                      self.device)
-        else:
-            self.order = EpochOrder(len(data), t.batch_size, t.seed, self.ranks.rank, self.ranks.world_size,
-                                    self.device)
+        orders = [extension.data_order(len(data), t.batch_size, self.device) for extension in self.extensions]
+        orders = [order for order in orders if order is not None]
+        if len(orders) > 1:
+            raise ConfigError("two training extensions each set the data order; they cannot be combined")
+        self.order = orders[0] if orders else EpochOrder(len(data), t.batch_size, t.seed, self.ranks.rank,
+                                                         self.ranks.world_size, self.device)
         self.steps_per_epoch = self.order.batches_per_epoch  # global real batches per epoch
         if self.steps_per_epoch == 0:
             raise GanforgeError(f"{len(data)} images are fewer than one batch of {t.batch_size} on each of "
@@ -110,11 +109,12 @@ class Trainer:
             self.num_classes) if t.eval_every else None
         self.best: dict[str, Any] | None = None  # {"metric", "value", "step"} of the best evaluation so far
         probe = torch.randperm(len(data), generator=torch.Generator().manual_seed(t.seed))[: max(t.grid_size, 2)]
-        # a private run's monitor reads G alone: its diversity is then not scaled by the real images'
-        self.health = HealthGuard(cfg, None if cfg.dp.enabled else from_uint8(data.images[probe]))
+        # an extension may forbid reading real images here (privacy): the monitor then reads G alone, unscaled
+        reads_real = all(extension.reads_real_images for extension in self.extensions)
+        self.health = HealthGuard(cfg, from_uint8(data.images[probe]) if reads_real else None)
         self.stops = StopRules(t, self.steps_per_epoch, self.ranks, self.device, self._stop_signal)
-        if cfg.dp.enabled:
-            self.private = self._privatise()
+        for extension in self.extensions:
+            extension.attach(self)
         self.checkpoints = RunCheckpoints(self.run_dir, t.keep_checkpoints, self._meta)
         self.elapsed = 0.0  # wall-clock seconds of the training loop, summed over resumed sessions
         self.fingerprint = data_fingerprint(data.images)
@@ -132,24 +132,21 @@ class Trainer:
         return load_dataset(t.eval_data, resolution=g.resolution, channels=g.channels, fit=g.fit,
                             cache_dir=self.cfg.data.cache_dir, progress=t.progress)
 
-    def _privatise(self) -> PrivateTraining:
-        """D's step made differentially private (privacy/engine.py), its noise planned for the run's length."""
-        from ..privacy.engine import PrivateTraining
-
-        t = self.cfg.train
-        planned = self.stops.total * t.d_steps if self.stops.total is not None else None
-        try:
-            return PrivateTraining(self.state, self.cfg.dp, len(self.dataset), t.batch_size,
-                                   labels=self.dataset.labels if self.num_classes else None,
-                                   num_classes=self.num_classes, planned_d_steps=planned)
-        except ValueError as exc:
-            raise ConfigError(f"differential privacy: {exc}") from None
-
     def _stop_signal(self) -> str | None:
-        """A stop reason from outside the limits: a collapse (monitor.stop_on_collapse) or the privacy budget."""
+        """A stop reason from outside the limits: a collapse (monitor.stop_on_collapse) or an extension's."""
         if self.health.collapse_stop:
             return self.health.collapse_stop
-        return self.private.budget_stop(self.cfg.train.d_steps) if self.private is not None else None
+        reasons = (extension.stop_reason(self.cfg.train.d_steps) for extension in self.extensions)
+        return next((reason for reason in reasons if reason), None)
+
+    def extension(self, key: str) -> TrainingExtension | None:
+        """The run's extension of that key (``privacy``, ...), or None."""
+        return next((extension for extension in self.extensions if extension.key == key), None)
+
+    def extension_summaries(self) -> dict[str, Any]:
+        """{key: summary} of the extensions that have one (a private run's guarantee under ``privacy``)."""
+        summaries = {extension.key: extension.summary() for extension in self.extensions}
+        return {key: summary for key, summary in summaries.items() if summary is not None}
 
     # The training state's parts, by their familiar names.
     G = property(lambda self: self.state.G)
@@ -252,7 +249,7 @@ class Trainer:
         distributed.barrier()  # the other ranks return once the final checkpoint exists
         return {"step": self.step, "reason": self._stop_reason, "checkpoint": str(folder),
                 "elapsed": self.elapsed, "interrupted": self._stop_reason == "interrupted",
-                **({"privacy": self.private.summary()} if self.private is not None else {})}
+                **self.extension_summaries()}
 
     def _log_interval(self, means: torch.Tensor, steps: int, seconds: float, logger: RunLogger, on_log) -> None:
         """One log line, then the health checks: divergence (roll back or stop) and collapse (warn)."""
@@ -267,11 +264,11 @@ class Trainer:
         )
         if self.opts.ada is not None:
             record["augment_p"] = round(float(self.opts.ada.p), 4)
+        for extension in self.extensions:  # what a log line may hold (a private run drops D's stats on its records)
+            record = extension.log_record(record)
         checked = record
-        if self.private is not None:
-            record["epsilon"] = round(self.private.epsilon(), 4)
-            # D's loss on private images may not steer training outside the private step: G's loss may
-            checked = {k: v for k, v in record.items() if k != "loss_d"}
+        for extension in self.extensions:
+            checked = extension.steering(checked)
         reason = self.health.divergence(checked, self.G, self.D)
         if reason is not None:
             logger.log(record)
@@ -295,10 +292,10 @@ class Trainer:
         counters = self.health.begin_rollback(reason, self.step, folder)  # raises when none is left
         diverged_at = self.step
         distributed.barrier()  # every rank rolls back (they saw the same mean losses) to rank 0's checkpoint
-        ledger = self.private.state_dict() if self.private is not None else None
+        tokens = [extension.before_rollback() for extension in self.extensions]
         self._load(folder)
-        if ledger is not None:  # the discarded steps' privacy stays spent; the retried ones draw fresh noise
-            self.private.continue_after_rollback(ledger)
+        for extension, token in zip(self.extensions, tokens):  # (privacy: what was spent stays spent)
+            extension.after_rollback(token)
         detail = self.health.finish_rollback(counters, self.state)
         logger.event(self.step, "rollback",
                      f"diverged at step {diverged_at} ({reason}); rolled back to step {self.step} with {detail}")
@@ -321,10 +318,12 @@ class Trainer:
 
     def _meta(self, fmt: str) -> dict[str, Any]:
         """The JSON beside each saved network: enough to rebuild and sample it."""
-        # the data's class proportions, for sampling with --classes data (a private run: the released ones)
-        counts = self.private.class_counts if self.private is not None else self.class_counts
+        # the data's class proportions, for sampling with --classes data (an extension may replace them)
+        counts = self.class_counts
+        for extension in self.extensions:
+            counts = extension.class_counts(counts)
         return network_meta(fmt, self.cfg.model.arch, self.model_cfg, self.dataset.geometry, self.dataset.class_names,
-                            counts, self.step, self.private.summary() if self.private is not None else None)
+                            counts, self.step, self.extension_summaries())
 
     def save_checkpoint(self) -> Path | None:
         """Write a checkpoint unless the weights are no longer finite (the last good one stays the newest)."""
@@ -335,7 +334,7 @@ class Trainer:
             "fixed_noise": self.grid.noise.cpu(),
             "best": self.best,
             **self.health.state_dict(),
-            **({"privacy": self.private.state_dict()} if self.private is not None else {}),
+            **{extension.key: extension.state_dict() for extension in self.extensions},
         })
 
     def _load(self, folder: Path | None) -> None:
@@ -345,8 +344,8 @@ class Trainer:
             self._set_precision(resolve_precision(saved_precision, self.device))
             self.notices.append(f"keeping the run's precision {saved_precision} (auto would pick another here; "
                                 "set train.precision to change it)")
-        if self.private is not None:
-            self.private.load_state_dict(saved["privacy"])
+        for extension in self.extensions:
+            extension.load_state_dict(saved[extension.key])
         self.grid.noise = saved["fixed_noise"].to(self.device)
         self.elapsed = float(saved["elapsed"])
         self.best = saved.get("best")

@@ -22,8 +22,9 @@ DISCRIMINATOR_FORMAT = "ganforge.discriminator/1"
 
 
 def network_meta(fmt: str, arch: str, model_cfg, geometry, class_names, class_counts, step: int,
-                 privacy: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The JSON beside each saved network: enough to rebuild and sample it (see ganforge.sampling)."""
+                 extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The JSON beside each saved network: enough to rebuild and sample it (see ganforge.sampling); ``extra``
+    adds entries (the extensions' summaries, such as a private run's ``privacy``)."""
     return {
         "format": fmt,
         "arch": arch,
@@ -33,7 +34,7 @@ def network_meta(fmt: str, arch: str, model_cfg, geometry, class_names, class_co
         "class_counts": class_counts,  # images per class, for sampling with --classes data
         "step": step,
         "ganforge_version": __version__,
-        **({"privacy": privacy} if privacy is not None else {}),
+        **(extra or {}),
     }
 
 
