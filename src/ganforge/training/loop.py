@@ -338,7 +338,8 @@ class Trainer:
         })
 
     def _load(self, folder: Path | None) -> None:
-        saved = self.checkpoints.load(folder, self.state, self.fingerprint)
+        saved = self.checkpoints.load(folder, self.state, self.fingerprint, self.order)
+        self.stops.start_at(self.state.step, self.state.real_batches)  # the epoch limit from the data position
         saved_precision = saved.get("precision")
         if self.cfg.train.precision == "auto" and saved_precision and saved_precision != self.precision.name:
             self._set_precision(resolve_precision(saved_precision, self.device))

@@ -61,9 +61,10 @@ class RunCheckpoints:
                                        {**self.meta(GENERATOR_FORMAT), "batchnorm_stats": "recomputed"})
         return save_checkpoint(self.run_dir, state.step, networks, {**state.state_dict(), **extras}, keep=self.keep)
 
-    def load(self, folder: Path | None, state: TrainState, fingerprint: str) -> dict[str, Any]:
+    def load(self, folder: Path | None, state: TrainState, fingerprint: str, order=None) -> dict[str, Any]:
         """Load ``folder`` into ``state`` (weights and training state); returns the whole saved dict, from
-        which the loop restores its own parts. Refuses a checkpoint of other training images."""
+        which the loop restores its own parts. Refuses a checkpoint of other training images. ``order``: the
+        run's data order, to continue a checkpoint saved by another number of processes at the same place."""
         if folder is None:
             raise GanforgeError(f"{self.run_dir} holds no checkpoint to resume from")
         saved = load_state(folder)
@@ -72,7 +73,7 @@ class RunCheckpoints:
                                 "resume with the same data or start a new run")
         for name, module in state.networks().items():
             load_network_weights(folder, name, module)
-        state.load_state_dict(saved)
+        state.load_state_dict(saved, order)
         return saved
 
     def save_best(self, generator, best: dict[str, Any]) -> Path:

@@ -61,9 +61,13 @@ class TrainState:
     d_steps: int = 1  # D updates per G update
     ema: EMA | None = None
     step: int = 0  # G updates done
-    real_batches: int = 0  # D updates done = real batches consumed (global batches under DDP)
+    # The data order's position: global real batches read, each world_size x batch_size images. Equal to D's
+    # updates until a resume on another number of processes re-expresses it in the new global batch.
+    real_batches: int = 0
+    images_seen: int = 0  # real images given to D, all processes together: the clock every schedule reads
     rank: int = 0  # this process's rank and the number of processes (DDP, see training/distributed.py)
     world_size: int = 1
+    batch_size: int = 0  # per-process real batch as configured (images_seen of checkpoints saved without it)
     G_train: nn.Module | None = None  # G and D as the steps call them (DDP-wrapped, compiled); None: G and D
     D_train: nn.Module | None = None
     D_penalty: nn.Module | None = None  # D for the steps whose penalty needs a double backward (eager); None: D_train
@@ -115,7 +119,8 @@ class TrainState:
         g_lazy = reg.pl_interval if reg.pl_weight > 0 else 1
         state = cls(G=G, D=D, g_opt=make_optimizer(G.parameters(), _lazy(cfg.g_optim, g_lazy, reg.lazy_adjust)),
                     d_opt=make_optimizer(D.parameters(), _lazy(cfg.d_optim, d_lazy, reg.lazy_adjust)), opts=opts,
-                    z_dim=model_cfg.z_dim, seed=t.seed, d_steps=t.d_steps, ema=ema, rank=rank, world_size=world_size)
+                    z_dim=model_cfg.z_dim, seed=t.seed, d_steps=t.d_steps, ema=ema, rank=rank, world_size=world_size,
+                    batch_size=t.batch_size)
         schedule = Schedule(cfg, state.g_opt, state.d_opt, reg, t.ema_kimg)
         state.schedule = schedule if schedule.active else None
         return state
@@ -192,8 +197,7 @@ class TrainState:
             raise ValueError(f"a step takes {self.d_steps} real batch(es), got {len(batches)}")
         self.seed_step()
         if self.schedule is not None:  # lr, beta2, gamma, EMA half-life, p for the images seen so far
-            batch = self.fake_batch or len(batches[0][0])  # (under Poisson sampling the expected batch size)
-            self.schedule.apply(self, self.real_batches * batch * self.world_size)
+            self.schedule.apply(self, self.images_seen)
         precision = self.opts.precision
         G = self.G_train if self.G_train is not None else self.G
         D = self.D_train if self.D_train is not None else self.D
@@ -214,6 +218,8 @@ class TrainState:
             stats = self.d_step_fn(D_k, self.d_opt, real, fake.detach(), self.opts, step=self.real_batches,
                                    labels=labels, fake_labels=fake_labels)
             self.real_batches += 1
+            # a private run counts its expected batch: the schedules may not depend on the Poisson draw
+            self.images_seen += (self.fake_batch or len(real)) * self.world_size
             images_seen += len(real) * self.world_size
         # D unwrapped: it is not updated in the G step, so DDP must not expect a reduction of its gradients
         D_g = self.D_g if self.D_g is not None else self.D
@@ -249,6 +255,8 @@ class TrainState:
         return {
             "step": self.step,
             "real_batches": self.real_batches,
+            "images_seen": self.images_seen,
+            "world_size": self.world_size,  # the unit of real_batches
             "g_opt": self.g_opt.state_dict(),
             "d_opt": self.d_opt.state_dict(),
             "rng_cpu": torch.get_rng_state(),  # the global generators (dropout); noise is seeded per step
@@ -257,9 +265,18 @@ class TrainState:
             "pl_mean": self.pl_mean.cpu() if self.pl_mean is not None else None,
         }
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any], order=None) -> None:
+        """Restore a saved state, possibly saved by another number of processes: the images seen carry over
+        (every schedule continues where it was), and ``order`` (the run's data order, see
+        :meth:`~ganforge.training.data_order.EpochOrder.continue_from`) re-expresses the data position in
+        this run's global batches. A state saved before these counters existed is taken to come from as many
+        processes as now, which is what resuming assumed then."""
+        world = int(state.get("world_size", self.world_size))
         self.step = int(state["step"])
         self.real_batches = int(state["real_batches"])
+        self.images_seen = int(state.get("images_seen", self.real_batches * self.batch_size * world))
+        if order is not None and world != self.world_size:
+            self.real_batches = order.continue_from(self.real_batches, world)
         self.g_opt.load_state_dict(state["g_opt"])
         self.d_opt.load_state_dict(state["d_opt"])
         torch.set_rng_state(state["rng_cpu"])
@@ -267,6 +284,8 @@ class TrainState:
             torch.cuda.set_rng_state(state["rng_cuda"], self.device)
         if self.opts.ada is not None:
             self.opts.ada.load_state_dict(state["ada"])
+            if self.rank > 0:  # the saved signal since the last adjustment is rank 0's: sum it over ranks once
+                self.opts.ada.signal_sums().zero_()
             self.opts.augment.p = self.opts.ada.p
         if self.pl_mean is not None:
             self.pl_mean.copy_(state["pl_mean"])

@@ -24,12 +24,22 @@ class StopRules:
         self.ranks, self.device = ranks, device
         self.collapse = collapse  # a stop reason from the health guard (or the privacy budget), or None
         self.interrupted = False  # set by the first Ctrl-C
+        self.max_steps, self.max_epochs = t.max_steps, t.max_epochs
+        self.steps_per_epoch, self.d_steps = steps_per_epoch, t.d_steps  # global real batches per epoch
+        self.total: int | None = None  # G steps at the step/epoch limit (None: only time limits)
+        self.start_at(0, 0)
+
+    def start_at(self, step: int, real_batches: int) -> None:
+        """Plan the step/epoch limit from the counters a run starts or resumes at. max_steps counts G updates;
+        the epoch limit counts global real batches of the data order (``real_batches``), which keeps the
+        position in the data when a run resumes on another number of processes, unlike ``step x d_steps``."""
         bounds = []
-        if t.max_steps is not None:
-            bounds.append(t.max_steps)
-        if t.max_epochs is not None:
-            bounds.append(math.ceil(t.max_epochs * steps_per_epoch / t.d_steps))
-        self.total: int | None = min(bounds) if bounds else None  # G steps at the step/epoch limit
+        if self.max_steps is not None:
+            bounds.append(self.max_steps)
+        if self.max_epochs is not None:
+            batches_left = math.ceil(self.max_epochs * self.steps_per_epoch) - real_batches
+            bounds.append(step + max(0, math.ceil(batches_left / self.d_steps)))
+        self.total = min(bounds) if bounds else None
 
     def reason(self, step: int, elapsed: float) -> str | None:
         if self.interrupted:
