@@ -49,6 +49,8 @@ def main():
     p.add_argument("--epsilons", default="10,1")
     p.add_argument("--epochs", type=float, default=10, help="passes over the training data per private run")
     p.add_argument("--recipe", default="dp")
+    p.add_argument("--delta", default="1e-5", help="delta of every run (the literature's 1e-5; the default below "
+                   "1/N would be 1e-6 for 60,000 images)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--classifier-epochs", type=int, default=3)
     p.add_argument("--work", default="local/dp-utility")
@@ -64,7 +66,8 @@ def main():
                 ganforge("train", "--resume", str(run), "--no-progress")
             else:
                 ganforge("train", "--recipe", args.recipe, "--data", args.train, "--conditional",
-                         "--dp-epsilon", str(eps), "--epochs", str(args.epochs), "--out", str(run),
+                         "--dp-epsilon", str(eps), "--dp-delta", args.delta, "--epochs", str(args.epochs),
+                         "--out", str(run),
                          "--no-progress", *[f"--set={o}" for o in args.overrides])
             ganforge("sample", str(run), "--n", str(len(train_x)), "--out", str(samples), "--no-progress")
             gen_x, gen_y = labelled(str(samples))
