@@ -99,6 +99,7 @@ def test_plain_secure_and_encrypted_rounds(link, tmp_path):
 
     pytest.importorskip("tenseal")
     from ganforge.federated import he
+    from ganforge.federated.decrypt import decrypt_run
 
     secure = federation(link, "secure", secure_aggregation=True, shares=1.0, threshold=0.5)
     encrypted = federation(link, "ckks", he="ckks", he_context=str(root / "keys" / he.SERVER_KEY))
@@ -110,7 +111,7 @@ def test_plain_secure_and_encrypted_rounds(link, tmp_path):
     worst = max(float(np.abs(a - b).max()) for a, b in zip(secured, reference))
     assert 0 < worst < 1e-5  # SecAgg+'s quantisation (2 / 2**22 per level), nothing else
     assert not (encrypted / "samples" / "step-00000002.png").exists()  # the server never held the weights
-    decrypted_run = he.decrypt_run(encrypted, root / "keys" / he.SITE_KEY, root / "ckks-decrypted")
+    decrypted_run = decrypt_run(encrypted, root / "keys" / he.SITE_KEY, root / "ckks-decrypted")
     decrypted = GlobalRun.resume(decrypted_run).weights()
     assert max(float(np.abs(a - b).max()) for a, b in zip(decrypted, reference)) < 1e-5
     assert rounds_logged(encrypted)[0]["bytes_up"] > 5 * rounds_logged(plain)[0]["bytes_up"]  # ~30 B per float

@@ -6,6 +6,7 @@ pytest.importorskip("tenseal")
 
 from ganforge.errors import GanforgeError  # noqa: E402
 from ganforge.federated import he  # noqa: E402
+from ganforge.federated.decrypt import decrypt_run  # noqa: E402
 from ganforge.federated.weights import weighted_mean  # noqa: E402
 from ganforge.sampling import load_generator  # noqa: E402
 from helpers import small_federation as federation  # noqa: E402
@@ -56,8 +57,8 @@ def test_encrypted_federation_decrypts_to_the_plain_round(keys, tiny_npz, tmp_pa
                      encrypted=he.add_ciphertexts(server_ctx, uploads))
     assert all(np.array_equal(a, b) for a, b in zip(run.weights(), start))  # the server learnt nothing
     with pytest.raises(GanforgeError, match="secret"):
-        he.decrypt_run(run.run_dir, server_key, tmp_path / "nope")
-    out = he.decrypt_run(run.run_dir, site_key, tmp_path / "decrypted")
+        decrypt_run(run.run_dir, server_key, tmp_path / "nope")
+    out = decrypt_run(run.run_dir, site_key, tmp_path / "decrypted")
     plain = [w + d for w, d in zip(start, weighted_mean([r.update for r in results], [r.images for r in results]))]
     gen = load_generator(out)
     assert gen.step == run.fed.local_steps
