@@ -54,9 +54,9 @@ def add_parsers(fsub) -> None:
     t.add_argument("--work", required=True, metavar="FOLDER", help="this site's own run and state")
     t.add_argument("--name", help="this site's name (default: the work folder's name); seeds its noise")
     t.add_argument("--root-certificates", metavar="FILE", help="the federation's CA certificate (ca.crt): TLS")
-    t.add_argument("--auth-key", metavar="FILE", help="this site's private key (ganforge federate keys: sites/NAME.key)")
+    t.add_argument("--auth-key", metavar="FILE", help="this site's private key (from ganforge federate keys)")
     t.add_argument("--insecure", action="store_true", help="plain HTTP to a server on another machine")
-    t.add_argument("--he-key", metavar="FILE", help="the CKKS site key (ganforge federate keygen): encrypted rounds only")
+    t.add_argument("--he-key", metavar="FILE", help="the CKKS site key (federate keygen): encrypted rounds only")
     t.add_argument("--require", choices=["secure-aggregation"], help="refuse rounds without SecAgg+")
     t.add_argument("--dp-epsilon", type=float, metavar="E", help="refuse rounds without differential privacy or with "
                    "a budget larger than E")
@@ -106,7 +106,8 @@ def server_transport(args: argparse.Namespace):
     for path in (tls.certfile, tls.keyfile, tls.ca_certfile):
         if not path.is_file():
             raise GanforgeError(f"TLS file not found: {path}")
-    keys = args.site_keys or ([str(Path(args.certificates) / SITES_DIR)] if args.certificates else None)
+    default = Path(args.certificates or "") / SITES_DIR
+    keys = args.site_keys or ([str(default)] if args.certificates and default.is_dir() else None)
     if not keys:
         raise GanforgeError("TLS admits only registered sites: give their public keys with --site-keys")
     return tls, site_public_keys(keys)

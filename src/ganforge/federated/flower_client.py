@@ -33,7 +33,20 @@ def payload_values(parameters: Parameters) -> int:
         from .he import SLOTS
 
         return len(parameters.tensors) * SLOTS
-    return sum(len(t) for t in parameters.tensors) // 4
+    import io
+
+    from numpy.lib import format as npy
+
+    total = 0
+    for tensor in parameters.tensors:  # .npy headers: the shapes, without reading the data
+        stream = io.BytesIO(tensor)
+        try:
+            major, _ = npy.read_magic(stream)
+            header = npy.read_array_header_1_0 if major == 1 else npy.read_array_header_2_0
+            total += int(np.prod(header(stream)[0]))
+        except ValueError:
+            raise GanforgeError("refused: the server's weights are not arrays") from None
+    return total
 
 
 class SiteClient(Client):
