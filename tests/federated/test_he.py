@@ -102,18 +102,17 @@ def test_he_does_not_import_the_server():
     assert "server" not in imported and not any(m and m.endswith(".server") for m in imported)
 
 
-def test_ckks_rounds_weigh_sites_by_their_images(keys, tiny_npz, tmp_path):
+def test_ckks_rounds_weigh_sites_by_their_images(keys, tiny_npz, tmp_path, unequal_sites):
     """Two sites holding 8 and 32 images: the decrypted sum is their images-weighted mean."""
     from flwr.common import parameters_to_ndarrays
 
     from ganforge.federated.flower_client import SiteClient
     from ganforge.federated.flower_server import fit_instructions
     from ganforge.federated.site_policy import SitePolicy
-    from test_site_policy import unequal_sites
 
     site_ctx, server_ctx, site_key, _ = keys
     run, _ = federation(tiny_npz, tmp_path, max_site_images=100)
-    sites = unequal_sites(tiny_npz, tmp_path)
+    sites = unequal_sites
     ins = fit_instructions(run, ndarrays_to_parameters(run.weights()), 2)
     ins.config["he"] = "ckks"
     replies = [SiteClient(s, SitePolicy(he_key=str(site_key))).fit(ins) for s in sites]

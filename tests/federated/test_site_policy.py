@@ -15,8 +15,6 @@ from helpers import small_federation as federation  # noqa: E402
 from ganforge.errors import GanforgeError  # noqa: E402
 from ganforge.federated.flower_client import SiteClient  # noqa: E402
 from ganforge.federated.flower_server import aggregate_plain, fit_instructions  # noqa: E402
-from ganforge.federated.partition import write_partitions  # noqa: E402
-from ganforge.federated.site import Site  # noqa: E402
 from ganforge.federated.site_policy import SitePolicy  # noqa: E402
 from ganforge.federated.weights import weighted_mean  # noqa: E402
 
@@ -107,21 +105,9 @@ def test_a_private_site_sends_no_statistics_of_its_images(tiny_npz, tmp_path):
     assert set(D_STATISTICS[:4]) <= set(plain.metrics)  # a plain site reports them (the check is not vacuous)
 
 
-def unequal_sites(tiny_npz, tmp_path):
-    """Two sites holding 8 and 32 of the 40 images."""
-    files = write_partitions(str(tiny_npz), tmp_path / "unequal", 5, "iid")
-    small, big = tmp_path / "small.npz", tmp_path / "big.npz"
-    parts = [np.load(f) for f in files]
-    np.savez(small, images=parts[0]["images"], labels=parts[0]["labels"])
-    np.savez(big, images=np.concatenate([p["images"] for p in parts[1:]]),
-             labels=np.concatenate([p["labels"] for p in parts[1:]]))
-    return [Site(str(path), tmp_path / "w" / path.stem, name=path.stem) for path in (small, big)]
-
-
-def test_fedavg_weighs_each_site_by_the_images_it_holds(tiny_npz, tmp_path):
+def test_fedavg_weighs_each_site_by_the_images_it_holds(tiny_npz, tmp_path, unequal_sites):
     run, _ = federation(tiny_npz, tmp_path, max_site_images=100)
-    sites = unequal_sites(tiny_npz, tmp_path)
-    replies = [SiteClient(site).fit(instructions(run)) for site in sites]
+    replies = [SiteClient(site).fit(instructions(run)) for site in unequal_sites]
     assert [r.num_examples for r in replies] == [8, 32]  # not the same nominal count for both
     updates = [FitRes(Status(Code.OK, ""), r.parameters, r.num_examples, {}) for r in replies]
     arrays = [parameters_to_ndarrays(r.parameters) for r in replies]
