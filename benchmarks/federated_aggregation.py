@@ -34,6 +34,7 @@ def main():
     p.add_argument("--work", default="local/federated-aggregation")
     args = p.parse_args()
     from ganforge.federated import he
+    from ganforge.federated.decrypt import decrypt_run
     from ganforge.federated.server import GlobalRun
 
     work = Path(args.work)
@@ -54,7 +55,7 @@ def main():
         if (run / "encrypted").is_dir():
             plain = run.with_name(run.name + "-decrypted")
             if not plain.is_dir():
-                he.decrypt_run(run, run / "keys" / he.SITE_KEY, plain)
+                decrypt_run(run, run / "keys" / he.SITE_KEY, plain)
             run = plain
         return GlobalRun.resume(run).weights()
 

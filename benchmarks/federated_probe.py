@@ -110,13 +110,13 @@ def federate(run: GlobalRun, sites: list[Site], fed_id: str, k: int, rounds: int
     for _ in range(rounds):
         start = run.weights()
         results = [s.train_round(fed_id, run.cfg, FAR // k, k, len(sites), start, server_lr=eta) for s in sites]
-        mean = weights.weighted_mean([r.update for r in results], [r.images for r in results])
+        mean = weights.weighted_mean([r.update for r in results], [r.weight for r in results])
         if eta_d is not None and eta_d != eta:  # D's parameters stepped by eta_d (no momentum in the probe)
             if run.server_step.momentum:
                 raise SystemExit("a separate D rate is probed without server momentum")
             mean = [d * (eta_d / eta) if is_d and moved else d for d, is_d, moved in
                     zip(mean, d_tensors, run.server_step.stepped)]
-        run.finish_round([(r.images, r.metrics) for r in results], 0, 0.0, {}, mean_update=mean)  # as the ServerApp
+        run.finish_round([(r.weight, r.metrics) for r in results], 0, 0.0, {}, mean_update=mean)  # as the ServerApp
 
 
 def with_lr(run: GlobalRun, lr: float | None) -> None:

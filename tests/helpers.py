@@ -77,7 +77,7 @@ def fedavg_round(run, sites):
     plan = (run.fed.id, run.cfg, run.fed.rounds, run.fed.local_steps, len(sites))
     results = [s.train_round(*plan, start) for s in sites]
     mean = weighted_mean([r.update for r in results], [r.images for r in results])
-    record = run.finish_round([(r.images, r.metrics) for r in results], 0, 1.0, {}, mean_update=mean)
+    record = run.finish_round([(r.weight, r.metrics) for r in results], 0, 1.0, {}, mean_update=mean)
     return record, start, results
 
 

@@ -104,3 +104,68 @@ def test_training_imports_nothing_from_privacy_or_federated():
                           for line, module in imported_modules(path.read_text(), package)
                           if module.startswith(("ganforge.privacy", "ganforge.federated"))]
     assert offending == []
+
+
+def import_graph() -> dict[str, set[str]]:
+    """{module: the ganforge modules it imports}, deferred imports included and imports under
+    ``if TYPE_CHECKING:`` left out (they never run). ``from package import module`` counts as importing the
+    module, not the package's ``__init__``."""
+    modules = module_files()
+    graph = {}
+    for name, (path, package) in modules.items():
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):  # drop the bodies of `if TYPE_CHECKING:` blocks before scanning
+            if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
+                node.body = [ast.Pass()]
+        found = {module for _, module in imported_modules(ast.unparse(tree), package)}
+        deps = set()
+        for module in found:
+            if any(f"{module}.{other.rpartition('.')[2]}" in found and other.startswith(module + ".")
+                   for other in found if other in modules):
+                continue  # `from package import module`: the module is the dependency
+            while module and module not in modules:
+                module = module.rpartition(".")[0]
+            if module and module not in (name, "ganforge"):
+                deps.add(module)
+        graph[name] = deps
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan's algorithm)."""
+    index, low, stack, on_stack, found = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_no_import_cycles():
+    assert cycles(import_graph()) == []
+
+
+def test_the_cycle_check_sees_a_cycle():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []

@@ -42,6 +42,7 @@ GENERATOR_FORMAT = "ganforge.generator/1"
 GENERATOR_EMA = "generator_ema"  # the file name (and TrainState.networks() key) of G's moving average
 CHECKPOINT_FORMAT = "ganforge.checkpoint/1"
 CHECKPOINT_DIR = "checkpoints"
+ENCRYPTED_DIR = "encrypted"  # a CKKS federation's server folder: its model lives encrypted, at the sites
 MANIFEST = "manifest.json"
 _STEP = re.compile(r"step-(\d+)")
 
@@ -200,6 +201,11 @@ def find_checkpoint(path: str | os.PathLike) -> Path:
     path = Path(path)
     if not path.exists():
         raise GanforgeError(f"no such run or checkpoint: {path}")
+    run = path.parents[1] if path.parent.name == CHECKPOINT_DIR else path
+    if (run / ENCRYPTED_DIR).is_dir():
+        raise GanforgeError(f"{run} is an encrypted federation's server folder: its weights live at the sites (it "
+                            "holds only the initial ones); a site key holder makes a run with: ganforge federate "
+                            "decrypt RUN --key site.key --out PLAIN")
     if (path / "generator.safetensors").is_file():
         return path
     folder = latest_checkpoint(path)

@@ -1,7 +1,7 @@
 """`ganforge federate` options reach the federation's configuration."""
 import pytest
 
-from ganforge.cli.federate_cmd import _federation
+from ganforge.cli.federate_common import federation_config as _federation
 from ganforge.cli.main import build_parser
 from ganforge.errors import ConfigError
 

@@ -1,6 +1,7 @@
 """A federation through Flower's deployment runtime on localhost: a SuperLink, SuperNodes as site
 processes, the run submitted with ``flwr run``. One SuperLink and two sites serve every test here
 (each federation is a separate Flower run with its own run folder)."""
+import dataclasses
 import importlib.util
 import json
 import time
@@ -29,13 +30,15 @@ def link(tmp_path_factory):
     images = (rng.random((48, 14, 14)) * 100 + labels[:, None, None] * 120).astype(np.uint8)
     data = root / "all.npz"
     np.savez(data, images=images, labels=labels.astype(np.uint8))
-    files = write_partitions(str(data), root / "sites", 3, "iid")
-    key = None
-    if importlib.util.find_spec("tenseal") is not None:  # the sites hold the CKKS key (unused by plain runs)
+    files = write_partitions(str(data), root / "sites", 4, "iid")  # 12 images each; site-1 takes a fourth share:
+    merged = [np.load(files[k]) for k in (1, 3)]  # 12 and 24 images weigh 12 and 16 (the cap: 2 steps x 8)
+    np.savez(files[1], **{key: np.concatenate([m[key] for m in merged]) for key in merged[0].files})
+    files = files[:3]
+    if importlib.util.find_spec("tenseal") is not None:  # for the CKKS federation (sites holding it refuse others)
         from ganforge.federated import he
 
-        key = str(he.keygen(root / "keys")[0])
-    sites = [launch.SiteSpec(str(f), f.parent, f"site-{k}", key) for k, f in enumerate(files)]
+        he.keygen(root / "keys")
+    sites = [launch.SiteSpec(str(f), f.parent, f"site-{k}") for k, f in enumerate(files)]
     port = processes.free_port()
     group = processes.ProcessGroup()
     try:
@@ -54,6 +57,21 @@ def federation(link, name, rounds=1, **options):
                                                       round_timeout=ROUND_TIMEOUT, **options))
     processes.write_connection(run_dir / ".flower", address)  # submitted to the module's SuperLink
     return run_dir
+
+
+def restart_sites(link, he_key=None):
+    """The two connected sites restarted, with (or without) the CKKS key: a site holding it takes encrypted
+    rounds only. Same names, data and work folders, so they compute what they would have computed."""
+    group, address, _, _, sites, nodes = link
+    for node in nodes:
+        group.stop(node)
+    logs = [site.work / "logs" / "supernode.log" for site in sites[:2]]
+    joined = [log.read_text().count("SuperNode ID") for log in logs]
+    nodes[:] = [launch.start_site(group, dataclasses.replace(site, he_key=he_key), address) for site in sites[:2]]
+    deadline = time.monotonic() + 60
+    while any(log.read_text().count("SuperNode ID") <= n for log, n in zip(logs, joined)):
+        assert time.monotonic() < deadline, "the restarted sites did not connect"
+        time.sleep(0.3)
 
 
 def submit(link, run_dir, wait=True):
@@ -83,7 +101,8 @@ def wait_for_round(run_dir, n, process, timeout=300):
 def test_plain_secure_and_encrypted_rounds(link, tmp_path):
     """A plain federation writes a run that sample and eval accept. One round each, same configuration
     and seeds: the sites compute the same updates, so the SecAgg+ and CKKS aggregates differ from the
-    plain one only by SecAgg+'s quantisation and CKKS's rounding."""
+    plain one only by SecAgg+'s quantisation and CKKS's rounding; the sites hold 12 and 24 images, so all
+    three weigh them alike (12 and 16, the cap)."""
     root = link[2]
     plain = federation(link, "plain")
     submit(link, plain)
@@ -99,18 +118,24 @@ def test_plain_secure_and_encrypted_rounds(link, tmp_path):
 
     pytest.importorskip("tenseal")
     from ganforge.federated import he
+    from ganforge.federated.decrypt import decrypt_run
 
     secure = federation(link, "secure", secure_aggregation=True, shares=1.0, threshold=0.5)
     encrypted = federation(link, "ckks", he="ckks", he_context=str(root / "keys" / he.SERVER_KEY))
+    submit(link, secure)
+    restart_sites(link, str(root / "keys" / he.SITE_KEY))
+    try:
+        submit(link, encrypted)
+    finally:
+        restart_sites(link)
     for run_dir in (secure, encrypted):
-        submit(link, run_dir)
         assert len(rounds_logged(run_dir)) == 1, (run_dir / "logs" / "server.log").read_text()[-3000:]
     reference = GlobalRun.resume(plain).weights()
     secured = GlobalRun.resume(secure).weights()
     worst = max(float(np.abs(a - b).max()) for a, b in zip(secured, reference))
     assert 0 < worst < 1e-5  # SecAgg+'s quantisation (2 / 2**22 per level), nothing else
     assert not (encrypted / "samples" / "step-00000002.png").exists()  # the server never held the weights
-    decrypted_run = he.decrypt_run(encrypted, root / "keys" / he.SITE_KEY, root / "ckks-decrypted")
+    decrypted_run = decrypt_run(encrypted, root / "keys" / he.SITE_KEY, root / "ckks-decrypted")
     decrypted = GlobalRun.resume(decrypted_run).weights()
     assert max(float(np.abs(a - b).max()) for a, b in zip(decrypted, reference)) < 1e-5
     assert rounds_logged(encrypted)[0]["bytes_up"] > 5 * rounds_logged(plain)[0]["bytes_up"]  # ~30 B per float

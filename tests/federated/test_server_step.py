@@ -148,7 +148,7 @@ def test_the_sites_are_told_the_rate_of_the_round(tiny_npz, tmp_path):
     pytest.importorskip("flwr")
     from flwr.common import ndarrays_to_parameters
 
-    from ganforge.federated.flower_app import fit_instructions
+    from ganforge.federated.round_messages import fit_instructions
 
     run, _ = federation(tiny_npz, tmp_path, "fed", 2, server_lr=2.0, final_server_lr=1.0)
     told = []

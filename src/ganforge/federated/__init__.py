@@ -2,11 +2,15 @@
 
 * :mod:`.partition`: splitting one data set over simulated sites (IID, by class, Dirichlet).
 * :mod:`.site`: a site's local training rounds (an ordinary run folder at the site).
+* :mod:`.site_policy`: what a site checks before it trains for a server (the round's instructions, its terms).
 * :mod:`.server`: the server's run folder and the aggregate of a round.
 * :mod:`.weights`: the arrays a round exchanges.
-* :mod:`.he`: CKKS encryption of the updates (TenSEAL), so the server adds ciphertexts.
-* :mod:`.flower_app`: the Flower ServerApp and ClientApp (plain, SecAgg+ or CKKS rounds).
-* :mod:`.processes`: SuperLink, SuperNodes and the run as processes (``ganforge federate``).
+* :mod:`.he`: CKKS encryption of the updates (TenSEAL), so the server adds ciphertexts; :mod:`.decrypt`: a
+  CKKS result made readable with the site key.
+* :mod:`.flower_app`: the Flower ServerApp and ClientApp; their parts: :mod:`.flower_server` (plain and CKKS
+  rounds), :mod:`.flower_secure` (SecAgg+ rounds), :mod:`.flower_client` (a site's client and mod).
+* :mod:`.credentials`: TLS certificates and the sites' authentication keys (``ganforge federate keys``).
+* :mod:`.processes`, :mod:`.launch`: SuperLink, SuperNodes and the run as processes (``ganforge federate``).
 
 Flower is an optional extra: ``pip install 'ganforge[federated]'`` (and ``'ganforge[he]'`` for CKKS).
 """

@@ -1,8 +1,10 @@
 """CKKS homomorphic encryption of the sites' updates (TenSEAL): the server adds ciphertexts it cannot read.
 
 Keys. ``ganforge federate keygen DIR`` writes ``DIR/site.key`` (the CKKS context with its secret
-key: every site gets a copy, out of band; the server never does) and ``DIR/server.key`` (the same
-context without the secret key: enough to add ciphertexts, not to decrypt them).
+key, mode 0600 from its creation: every site gets a copy, out of band; the server never does) and
+``DIR/server.key`` (the same context without the secret key: enough to add ciphertexts, not to
+decrypt them). All sites share the one secret key: whoever holds any site's copy and the traffic
+(or the server's folder) can decrypt every site's upload and every aggregate.
 
 A round. Site i encrypts the vector [r_i * w_i, r_i] (its weights after the round times its share
 r_i = n_i / n of the images a site's D sees in a full round, n_i those its D saw, then r_i), cut into
@@ -28,6 +30,7 @@ from typing import Sequence
 import numpy as np
 
 from . import require_tenseal
+from .credentials import write_private
 
 POLY_DEGREE = 8192
 COEFF_BITS = [60, 60]
@@ -47,10 +50,23 @@ def keygen(folder: str | Path) -> tuple[Path, Path]:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     site, server = folder / SITE_KEY, folder / SERVER_KEY
-    site.write_bytes(ctx.serialize(save_secret_key=True))
-    site.chmod(0o600)
+    write_private(site, ctx.serialize(save_secret_key=True))  # mode 0600 from its creation
     server.write_bytes(ctx.serialize(save_secret_key=False))
     return site, server
+
+
+def server_key_from(site_key: str | Path, folder: str | Path) -> Path:
+    """The server's key (no secret) made from a site key, in ``folder``: for a simulation given a site key."""
+    ctx = load_context(site_key)
+    if not ctx.has_secret_key():
+        from ..errors import GanforgeError
+
+        raise GanforgeError(f"{site_key} holds no secret key: simulate --he-key takes the site key (site.key)")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    server = folder / SERVER_KEY
+    server.write_bytes(ctx.serialize(save_secret_key=False))
+    return server
 
 
 def load_context(path: str | Path):
@@ -125,35 +141,3 @@ def read_chunks(path: Path) -> list[bytes]:
         chunks.append(data[offset + 8:offset + 8 + size])
         offset += 8 + size
     return chunks
-
-
-def decrypt_run(run_dir: Path, key: Path, out: Path) -> Path:
-    """A CKKS federation's newest encrypted aggregate, decrypted with the site key, as an ordinary run
-    folder at ``out`` (checkpoint, samples, the server's config and metrics)."""
-    import dataclasses
-    import shutil
-
-    from ..config import Config
-    from ..errors import GanforgeError
-    from ..runs import latest_checkpoint, read_network_meta
-    from .server import FEDERATION_FILE, FederationConfig, GlobalRun
-
-    fed = FederationConfig.load(run_dir / FEDERATION_FILE)
-    source = GlobalRun.resume(run_dir)
-    chunks = source.latest_encrypted()
-    if chunks is None:
-        raise GanforgeError(f"{run_dir} holds no encrypted round yet")
-    ctx = load_context(key)
-    if not ctx.has_secret_key():
-        raise GanforgeError(f"{key} holds no secret key: decrypting needs the site key, not the server's")
-    template = source.weights()
-    mean = unpack_weights(decrypt(ctx, chunks, sum(a.size for a in template) + 1), template)
-    meta = read_network_meta(latest_checkpoint(run_dir), "generator")
-    plain = GlobalRun.create(out, Config.load(run_dir / "config.json"), dataclasses.replace(fed, he=None,
-                             he_context=None), {"geometry": meta["geometry"], "class_names": meta["class_names"]})
-    shutil.copyfile(run_dir / "metrics.jsonl", out / "metrics.jsonl")
-    plain.round, plain.images, plain.elapsed, plain.privacy = (source.round, source.images, source.elapsed,
-                                                               source.privacy)
-    plain.load_weights(mean)
-    plain.save()
-    return out

@@ -7,7 +7,7 @@ one data set over the sites (:mod:`.partition`).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -26,6 +26,17 @@ class SiteSpec:
     name: str | None = None
     he_key: str | None = None  # CKKS: the site key (with the secret)
     threads: int | None = None  # CPU threads of its training (simulate: the machine's cores shared out)
+    policy: dict[str, str] = field(default_factory=dict)  # what the site refuses (site_policy.SitePolicy.node_config)
+    tls: proc.SiteTLS | None = None  # TLS and SuperNode authentication (None: plain HTTP)
+
+    def node_config(self) -> dict[str, str | None]:
+        """What the site's ClientApp reads (Flower's node config)."""
+        return {"data": self.data, "work": str(Path(self.work).resolve()), "name": self.name, "he-key": self.he_key,
+                **self.policy}
+
+    def saved(self) -> dict:
+        """The fields ``simulate --resume`` restarts the site with."""
+        return {"data": self.data, "work": str(self.work), "name": self.name, "he_key": self.he_key}
 
 
 def prepare_run(run_dir: Path, cfg: Config, fed: FederationConfig) -> None:
@@ -46,21 +57,38 @@ def resume_run(run_dir: Path, rounds: int | None = None) -> FederationConfig:
     return fed
 
 
-def start_superlink(group: proc.ProcessGroup, run_dir: Path, host: str, port: int):
-    """A SuperLink keeping its state in RUN/.flower, listening on host:port; returns the process."""
+def start_superlink(group: proc.ProcessGroup, run_dir: Path, host: str, port: int, tls: proc.ServerTLS | None = None,
+                    site_keys: Sequence[Path] = ()):
+    """A SuperLink keeping its state in RUN/.flower, listening on host:port; returns the process. With ``tls``,
+    it serves TLS and admits only the SuperNodes whose public keys (``site_keys``) are registered here."""
     home = run_dir / ".flower"
     link_log = run_dir / "logs" / "superlink.log"
-    link = group.start(proc.superlink_args(home, host, port), proc.flower_env(home), log=link_log)
+    link = group.start(proc.superlink_args(home, host, port, tls), proc.flower_env(home), log=link_log)
     proc.wait_listening(host, port, STARTUP_TIMEOUT, link, "the SuperLink", link_log)
-    proc.write_connection(home, f"127.0.0.1:{port}")
+    # TLS: the certificate must name localhost (ganforge federate keys adds it), which this machine connects to
+    proc.write_connection(home, f"{'localhost' if tls else '127.0.0.1'}:{port}", tls.ca_certfile if tls else None)
+    for key in site_keys:
+        register_site(group, home, Path(key), link_log)
     return link
 
 
-def start_site(group: proc.ProcessGroup, site: SiteSpec, superlink: str, port: int | None = None):
-    """A SuperNode for ``site`` (its log in WORK/logs/supernode.log); returns the process."""
+def register_site(group: proc.ProcessGroup, home: Path, public_key: Path, log: Path) -> None:
+    """Register one site's public key with the local SuperLink (a key registered before is fine)."""
+    register_log = log.with_name("register.log")
+    process = group.start(proc.register_args(public_key), proc.flower_env(home), log=register_log)
+    if process.wait(STARTUP_TIMEOUT) != 0 and "already in use" not in register_log.read_text(errors="replace"):
+        raise GanforgeError(f"could not register the site key {public_key} with the SuperLink; see {register_log}")
+
+
+def start_site(group: proc.ProcessGroup, site: SiteSpec, superlink: str, port: int | None = None,
+               max_retries: int | None = None):
+    """A SuperNode for ``site`` (its log in WORK/logs/supernode.log); returns the process. ``max_retries``:
+    connection attempts before it gives up (None: Flower's default, no limit)."""
     work = Path(site.work)
     home = work / ".flower"
-    args = proc.supernode_args(superlink, port or proc.free_port(), site.data, work, site.name, site.he_key)
+    args = proc.supernode_args(superlink, port or proc.free_port(), site.node_config(), site.tls)
+    if max_retries is not None:
+        args += ["--max-retries", str(max_retries)]
     env = proc.flower_env(home)
     if site.threads:  # torch reads it when the ClientApp starts: sites on one machine do not oversubscribe it
         env["OMP_NUM_THREADS"] = str(site.threads)

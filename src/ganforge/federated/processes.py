@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Sequence
 
@@ -63,11 +64,14 @@ def wait_listening(host: str, port: int, timeout: float, process: subprocess.Pop
                         + (f"; see {log}" if log else ""))
 
 
-def write_connection(home: Path, address: str) -> None:
-    """The ``flwr`` command's connection to the local SuperLink (FLWR_HOME/config.toml)."""
+def write_connection(home: Path, address: str, root_certificates: Path | None = None) -> None:
+    """The ``flwr`` command's connection to the local SuperLink (FLWR_HOME/config.toml): plain HTTP, or TLS
+    checked against ``root_certificates`` (the federation's CA)."""
     home.mkdir(parents=True, exist_ok=True)
+    security = (f'root-certificates = "{Path(root_certificates).resolve()}"' if root_certificates
+                else "insecure = true")
     (home / "config.toml").write_text(
-        f'[superlink]\ndefault = "{CONNECTION}"\n\n[superlink.{CONNECTION}]\naddress = "{address}"\ninsecure = true\n')
+        f'[superlink]\ndefault = "{CONNECTION}"\n\n[superlink.{CONNECTION}]\naddress = "{address}"\n{security}\n')
 
 
 class ProcessGroup:
@@ -150,17 +154,41 @@ def _signal_groups(groups: set[int], sig: int) -> None:
             pass
 
 
-def superlink_args(home: Path, host: str, port: int) -> list[str]:
-    return ["flower-superlink", "--insecure", "--host", host, "--port", str(port),
-            "--database", str(home / "state.db")]
+@dataclass
+class ServerTLS:
+    """The SuperLink's TLS files (Flower's ``--ssl-certfile``, ``--ssl-keyfile``, ``--ssl-ca-certfile``)."""
+    certfile: Path
+    keyfile: Path
+    ca_certfile: Path
 
 
-def supernode_args(superlink: str, port: int, data: str, work: Path, name: str | None = None,
-                   he_key: str | None = None, cache_dir: str | None = None) -> list[str]:
-    """A SuperNode serving one site: its data and work folder go to the ClientApp as node config."""
-    node = {"data": data, "work": str(Path(work).resolve()), "name": name, "he-key": he_key, "cache-dir": cache_dir}
-    config = " ".join(f'{k}="{v}"' for k, v in node.items() if v)
-    return ["flower-supernode", "--insecure", "--superlink", superlink, "--port", str(port), "--node-config", config]
+@dataclass
+class SiteTLS:
+    """A SuperNode's side of TLS and authentication: the CA that signed the server's certificate
+    (``--root-certificates``) and the site's private key (``--auth-supernode-private-key``)."""
+    root_certificates: Path
+    auth_key: Path
+
+
+def superlink_args(home: Path, host: str, port: int, tls: ServerTLS | None = None) -> list[str]:
+    """A SuperLink on host:port: plain HTTP, or TLS with SuperNode authentication (only registered keys join)."""
+    security = (["--ssl-certfile", str(tls.certfile), "--ssl-keyfile", str(tls.keyfile),
+                 "--ssl-ca-certfile", str(tls.ca_certfile), "--enable-supernode-auth"] if tls else ["--insecure"])
+    return ["flower-superlink", *security, "--host", host, "--port", str(port), "--database", str(home / "state.db")]
+
+
+def register_args(public_key: Path) -> list[str]:
+    """Registering a site's public key with the SuperLink (through the ``flwr`` connection in FLWR_HOME)."""
+    return ["flwr", "supernode", "register", str(public_key), CONNECTION]
+
+
+def supernode_args(superlink: str, port: int, node_config: dict[str, str | None],
+                   tls: SiteTLS | None = None) -> list[str]:
+    """A SuperNode serving one site; ``node_config`` (its data, work folder, policy) goes to the ClientApp."""
+    config = " ".join(f'{k}="{v}"' for k, v in node_config.items() if v not in (None, ""))
+    security = (["--root-certificates", str(tls.root_certificates), "--auth-supernode-private-key",
+                 str(tls.auth_key)] if tls else ["--insecure"])
+    return ["flower-supernode", *security, "--superlink", superlink, "--port", str(port), "--node-config", config]
 
 
 def submit_args(run_dir: Path) -> list[str]:

@@ -24,12 +24,13 @@ from ..config import Config
 from ..data import Geometry
 from ..errors import ConfigError, GanforgeError
 from ..durable import write_json
-from ..runs import latest_checkpoint, read_network_meta
+from ..runs import ENCRYPTED_DIR, latest_checkpoint, read_network_meta
 from . import weights
 from .server_step import ServerStep
 
 FEDERATION_FILE = "federation.json"
-ENCRYPTED_DIR = "encrypted"  # CKKS runs: the encrypted aggregate of the newest rounds
+# ENCRYPTED_DIR (CKKS runs: the encrypted aggregate of the newest rounds) also tells sample and eval that the
+# run folder's checkpoints hold the initial weights only (runs.find_checkpoint)
 
 
 @dataclass
@@ -39,7 +40,7 @@ class FederationConfig:
     local_steps: int = 50  # G steps each site takes per round
     min_sites: int = 2  # sites a round needs (the federation waits for this many to start)
     round_timeout: float = 600.0  # seconds to wait for the sites' updates; then the round goes on without the rest
-    secure_aggregation: bool = False  # Flower's SecAgg+ (see flower_app.py)
+    secure_aggregation: bool = False  # Flower's SecAgg+ (see flower_secure.py)
     shares: float = 1.0  # SecAgg+: key shares per site (an int > 2, or a fraction of the sites)
     threshold: float = 0.5  # SecAgg+: shares needed to reconstruct (an int, or a fraction of the shares)
     clipping_range: float = 1.0  # SecAgg+: each exchanged value (a weight's change over one round) is clipped here
@@ -50,6 +51,7 @@ class FederationConfig:
     server_momentum: float = 0.0  # FedAvgM's momentum over rounds
     final_server_lr: float | None = None  # the last rounds' server learning rate (None: server_lr; 1: the plain mean)
     final_rounds: int = 1  # how many of the last rounds take final_server_lr
+    max_site_images: int | None = None  # cap on a site's aggregation weight (None: the images a round shows D)
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n")
@@ -92,6 +94,8 @@ class FederationConfig:
         if self.he and (self.server_lr != 1 or self.server_momentum or self.final_server_lr not in (None, 1)):
             raise ConfigError("--he ckks takes plain FedAvg only: the server cannot scale or accumulate what it "
                               "cannot read (leave --server-lr, --final-server-lr and --server-momentum out)")
+        if self.max_site_images is not None and self.max_site_images < 1:
+            raise ConfigError(f"--max-site-images must be at least 1, got {self.max_site_images}")
         if self.clipping_range <= 0:
             raise ConfigError(f"the clipping range must be positive, got {self.clipping_range}")
         return self
@@ -155,6 +159,8 @@ class GlobalRun:
         """A new run folder: the configurations, then the round-0 checkpoint (the initial weights)."""
         run = cls(run_dir, cfg, fed, data)
         run.run_dir.mkdir(parents=True, exist_ok=True)
+        if fed.he:  # before any checkpoint: the model will live at the sites, never in this folder
+            (run.run_dir / ENCRYPTED_DIR).mkdir(exist_ok=True)
         run.cfg.save(run.run_dir / "config.json")
         fed.save(run.run_dir / FEDERATION_FILE)
         run.save()
@@ -205,6 +211,12 @@ class GlobalRun:
 
     # ------------------------------------------------------------------ rounds
 
+    def weight_cap(self) -> int:
+        """The most a site's aggregation weight (the images it holds) may count: ``max_site_images``, by default
+        the real images a site's D sees in a full round."""
+        t = self.cfg.train
+        return self.fed.max_site_images or self.fed.local_steps * t.d_steps * t.batch_size
+
     @property
     def finished(self) -> bool:
         return self.round >= self.fed.rounds
@@ -233,14 +245,15 @@ class GlobalRun:
                      traffic: dict[str, int], mean_update: list[np.ndarray] | None = None,
                      encrypted: list[bytes] | None = None) -> dict[str, Any]:
         """Apply a round's aggregate (the sites' mean update, or under CKKS the encrypted sum, which is only
-        stored), then save and log. ``reports``: (images, metrics) of each site that answered."""
+        stored), then save and log. ``reports``: (aggregation weight, metrics) of each site that answered; the
+        images seen are the sites' ``images_seen``, and the statistics they shared are averaged by weight."""
         if encrypted is None:
             new_weights = self.server_step.apply(self.weights(), mean_update, self.fed.server_lr_of(self.round + 1))
             if not weights.all_finite(new_weights):
                 raise GanforgeError(f"round {self.round + 1}: the aggregated weights are not finite")
             self.load_weights(new_weights)
         self.round += 1
-        round_images = sum(n for n, _ in reports)
+        round_images = int(sum(m.get("images_seen", n) for n, m in reports))
         self.images += round_images
         self.elapsed += seconds
         record: dict[str, Any] = {"round": self.round, "step": self.round * self.fed.local_steps,

@@ -5,7 +5,7 @@ D and G's moving average), so an update travels as a plain list of arrays in the
 :func:`exchanged_tensors`; names never travel. Only floating-point tensors are exchanged: the
 integer BatchNorm step counters stay each side's own. Sites send the change of their weights
 over the round (local minus global), which stays small, so that secure aggregation's fixed-point
-encoding (a clipping range, see :mod:`ganforge.federated.flower_app`) loses nothing of it.
+encoding (a clipping range, see :mod:`ganforge.federated.flower_secure`) loses nothing of it.
 """
 from __future__ import annotations
 
