@@ -27,17 +27,25 @@ Overrides = Iterable[tuple[str, object]]
 def build_config(recipe: str | None = None, config_file: str | os.PathLike | None = None,
                  overrides: Overrides = ()) -> Config:
     """Defaults, then the recipe (default :data:`~ganforge.recipes.DEFAULT_RECIPE`, or ``dp`` when the
-    overrides ask for private training), then the YAML file, then the overrides; validated."""
+    overrides ask for private training), then the YAML file, then the overrides; validated. A recipe's
+    privacy budget (``dp``'s epsilon 10) applies only when neither the file nor the overrides set
+    ``dp.noise`` or ``dp.epsilon``: a noise multiplier given alone trains without a hidden budget."""
     cfg = Config()
     overrides = list(overrides)
     if recipe is None and any(key in ("dp.epsilon", "dp.noise") and value is not None for key, value in overrides):
         recipe = "dp"  # private training needs a D the default recipe does not have (no minibatch statistics, ...)
+    recipe_budget = None
     for key, value in recipe_overrides(recipe or DEFAULT_RECIPE):
+        if key == "dp.epsilon":  # a recipe's budget applies only when nothing else sets the noise or a budget
+            recipe_budget = value
+            continue
         set_value(cfg, key, value)
     if config_file:
         apply_mapping(cfg, load_yaml_mapping(config_file))
     for key, value in overrides:
         set_value(cfg, key, value)
+    if recipe_budget is not None and cfg.dp.epsilon is None and cfg.dp.noise is None:
+        cfg.dp.epsilon = recipe_budget
     return validate(cfg)
 
 

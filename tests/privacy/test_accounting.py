@@ -5,7 +5,7 @@ pytest.importorskip("opacus")
 
 from opacus.accountants import PRVAccountant, RDPAccountant  # noqa: E402
 
-from ganforge.privacy.accounting import default_delta, epsilon, plan_noise, steps_within  # noqa: E402
+from ganforge.privacy.accounting import check_delta, default_delta, epsilon, plan_noise, steps_within  # noqa: E402
 
 
 @pytest.mark.parametrize("name, cls", [("prv", PRVAccountant), ("rdp", RDPAccountant)])
@@ -44,6 +44,14 @@ def test_too_small_a_budget_is_refused_with_a_reason():
         plan_noise(1e-3, 1e-5, 1.0, 10**6, "rdp")
 
 
-@pytest.mark.parametrize("n, delta", [(60000, 1e-5), (10000, 1e-5), (1000, 1e-4), (40, 1e-2), (99, 1e-2)])
-def test_default_delta_is_a_power_of_ten_below_one_over_n(n, delta):
-    assert default_delta(n) == pytest.approx(delta) and default_delta(n) < 1 / n
+@pytest.mark.parametrize("n, delta", [(60000, 1e-6), (10000, 1e-5), (9999, 1e-5), (1000, 1e-4), (40, 1e-3),
+                                      (99, 1e-3), (101, 1e-4)])
+def test_default_delta_is_a_power_of_ten_at_most_a_tenth_of_one_over_n(n, delta):
+    assert default_delta(n) == pytest.approx(delta) and default_delta(n) <= 0.1 / n
+
+
+@pytest.mark.parametrize("delta, n", [(1e-4, 10000), (2e-4, 9999), (0.5, 40)])
+def test_a_delta_of_one_over_n_or_more_is_refused_with_the_reason(delta, n):
+    with pytest.raises(ValueError, match="not below 1/N .*release of one whole record"):
+        check_delta(delta, n)
+    check_delta(0.99 / n, n)  # below 1/N: allowed (the default stays at a tenth of it)

@@ -18,9 +18,14 @@ DP = ["dp.epsilon=5", "model.d_norm=group", "train.max_steps=4"]
     ("reg.ada=true", "reg.ada"),
     ("train.eval_every=10", "held-out"),
     ("train.precision=bf16", "float32"),
+    ("reg.augment=translation", "augmentation is drawn per batch position"),
+    ("reg.instance_noise=0.1", "instance noise is drawn per batch position"),
+    ("model.d_dropout=0.2", "dropout mask is drawn per batch position"),
+    ("loss.d=relativistic", "pairs each record with a fake by batch position"),
 ])
 def test_refused_options_name_their_reason(tiny_npz, option, reason):
     extra = [option] + (["reg.augment=translation"] if option == "reg.ada=true" else [])
+    extra += ["loss.g=relativistic"] if option == "loss.d=relativistic" else []
     with pytest.raises(ConfigError, match=reason):
         tiny_config(tiny_npz, *DP, *extra)
 
@@ -42,10 +47,20 @@ def test_a_budget_needs_a_planned_length(tiny_npz):
 
 
 def test_allowed_options_pass_and_values_are_checked(tiny_npz):
-    cfg = tiny_config(tiny_npz, *DP, "model.d_norm=none", "reg.augment=translation,cutout", "reg.augment_p=0.5",
-                      "reg.instance_noise=0.1", "train.d_steps=3", "train.ema_kimg=0.01", "loss.d=hinge",
-                      "loss.g=hinge")
+    cfg = tiny_config(tiny_npz, *DP, "model.d_norm=none", "train.d_steps=3", "train.ema_kimg=0.01", "loss.d=hinge",
+                      "loss.g=hinge", "reg.label_smoothing=0.1", "reg.mode_seeking=1")
     assert cfg.dp.enabled and cfg.dp.epsilon == 5
     for bad in ("dp.accountant=gdp", "dp.labels=real", "dp.epsilon=-1", "dp.delta=1", "dp.max_grad_norm=0"):
         with pytest.raises(ConfigError, match="dp\\."):
             tiny_config(tiny_npz, *DP, bad)
+
+
+def test_every_refused_option_is_listed_at_once(tiny_npz):
+    refused = ["model.d_norm=batch", "reg.r1_gamma=1", "reg.augment=cutout", "reg.instance_noise=0.1",
+               "model.d_dropout=0.1", "train.precision=bf16"]
+    with pytest.raises(ConfigError) as caught:
+        tiny_config(tiny_npz, *DP, *refused)
+    message = str(caught.value)
+    assert message.startswith(f"differential privacy refuses {len(refused)} options")
+    for option in refused:
+        assert option.split("=")[0] in message, option

@@ -44,6 +44,7 @@ def evaluate_run(
     ema: bool = True,
     device: str = "cpu",
     progress: bool = True,
+    say=print,
 ) -> dict:
     """Quality, diversity and memorisation of a run's samples, or of generated images, against real images.
 
@@ -54,6 +55,10 @@ def evaluate_run(
     data), compared for memorisation when ``real`` is a held-out set. ``metrics``: comma list or
     list of fd, kid, is, pr, dc, modes, memorisation (default: fd, kid, pr, dc, plus modes when
     the reference has labels and memorisation with a held-out ``real`` and training images).
+
+    A differentially private run evaluated against a held-out ``real`` does not read its training images
+    unless ``train`` names them (the domain feature network then learns the held-out images, and
+    memorisation is skipped); ``say`` tells the user so in one line.
 
     A class-conditional run is sampled with balanced classes and, against a labelled reference,
     also gets per-class Fréchet distances and the Classification Accuracy Score
@@ -69,13 +74,14 @@ def evaluate_run(
         raise GanforgeError(f"n must be at least 2, got {n}")
     target = Path(target)
     run_dir = run_folder(target)
-    step, fake_labels = None, None
+    step, fake_labels, private = None, None, False
     if run_dir is not None or (target / "generator.safetensors").is_file():
         from ..sampling import load_generator
 
         gen = load_generator(target, device=device, ema=ema)
         fake_labels = gen.labels_for(n)  # balanced classes for a conditional run, else None
         fake, step = gen.sample(n, seed=seed, progress=progress, labels=fake_labels), gen.step
+        private = gen.privacy is not None
     else:
         fake, _, _ = load_at_own_size(str(target), n=n, seed=seed, progress=progress)
     train_data = None
@@ -83,12 +89,17 @@ def evaluate_run(
         from ..config import Config
 
         train_data = Config.load(run_dir / "config.json").data
+    held_out = real is not None
+    if private and held_out and not train:
+        # a private run's training images are read only when asked: the feature network learns the held-out ones
+        train_data = None
+        say("a differentially private run: its training images are not read (the feature network is trained on "
+            "the held-out images, memorisation is skipped); pass --train SOURCE to read them")
     if train:
         train_data = train
     if real is None and train_data is None:
         raise GanforgeError("pass --real SOURCE: the real images to compare the generated ones with")
 
-    held_out = real is not None
     # The training images matter only next to a held-out reference (memorisation, the domain network's training set).
     train_set = load_at_own_size(train_data, n=None, progress=progress) if held_out and train_data is not None else None
     real_images, real_labels, class_names = load_at_own_size(real if held_out else train_data, n=n, seed=seed,

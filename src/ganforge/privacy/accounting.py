@@ -22,12 +22,21 @@ MAX_NOISE = 1e4  # a budget that needs more noise than this is too small for the
 History = Sequence[tuple[float, float, int]]
 
 
+DEFAULT_DELTA_SHARE = 0.1  # the default delta is at most this share of 1/N
+
+
 def default_delta(n_records: int) -> float:
-    """The largest power of ten strictly below 1/N (1e-5 for 60,000 records): delta must be well
-    below the chance of picking one record, or "private" could mean releasing a few records whole."""
-    exponent = math.floor(math.log10(1.0 / n_records))
-    delta = 10.0 ** exponent
-    return delta if delta < 1.0 / n_records else 10.0 ** (exponent - 1)
+    """The largest power of ten at most 0.1/N (1e-6 for 60,000 records, 1e-5 for 9,999): delta must be
+    well below the chance of picking one record, or "private" could mean releasing a few records whole."""
+    return 10.0 ** math.floor(math.log10(DEFAULT_DELTA_SHARE / n_records) + 1e-9)
+
+
+def check_delta(delta: float, n_records: int) -> None:
+    """Refuse a delta of 1/N or more: a mechanism that publishes one record of the N whole meets (0, 1/N)-DP."""
+    if delta >= 1.0 / n_records:
+        raise ValueError(f"dp.delta={delta:g} is not below 1/N = {1.0 / n_records:.3g} for {n_records} records: "
+                         "a release of one whole record would meet it; leave it unset for "
+                         f"{default_delta(n_records):g} (at most {DEFAULT_DELTA_SHARE:g}/N)")
 
 
 def make_accountant(name: str, history: History = ()):

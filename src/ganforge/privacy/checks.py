@@ -54,7 +54,17 @@ def _refusals(cfg: Config) -> list[str]:
         out.append("reg.d_clip_norm: D's gradients are clipped per record by dp.max_grad_norm; set it to 0")
     if r.ada:
         out.append("reg.ada: its probability follows D's outputs on the private images outside the private step; "
-                   "use a fixed reg.augment_p (or schedule.augment_p_end)")
+                   "leave it off")
+    positional = "is drawn per batch position, so adding a record would change the draws of the records after it"
+    if r.augment:
+        out.append(f"reg.augment: augmentation {positional}; set it to an empty string")
+    if r.instance_noise > 0:
+        out.append(f"reg.instance_noise: instance noise {positional}; set it to 0")
+    if getattr(m, "d_dropout", 0) > 0:
+        out.append(f"model.d_dropout: D's dropout mask {positional}; set it to 0")
+    if cfg.loss.d == "relativistic":
+        out.append("loss.d=relativistic: it pairs each record with a fake by batch position, so one record's "
+                   "term depends on the others; use minimax, hinge, wasserstein or least_squares")
     if cfg.loss.g == "relativistic":
         out.append("loss.g=relativistic: G's loss would read D's outputs on private images; use nonsaturating")
     if t.eval_every > 0 and t.eval_data is None:
@@ -70,14 +80,16 @@ def _refusals(cfg: Config) -> list[str]:
 
 
 def check_private(cfg: Config) -> None:
-    """Raise a ConfigError naming the first option that private training refuses, and why."""
+    """Raise a ConfigError naming every option that private training refuses, each with its reason."""
     check_privacy_values(cfg)
     if not cfg.dp.enabled:
         return
     refused = _refusals(cfg)
+    if len(refused) == 1:
+        raise ConfigError(f"differential privacy: {refused[0]}")
     if refused:
-        more = f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""
-        raise ConfigError(f"differential privacy: {refused[0]}{more}")
+        raise ConfigError(f"differential privacy refuses {len(refused)} options:\n" +
+                          "\n".join(f"  {reason}" for reason in refused))
     t = cfg.train
     if cfg.dp.noise is None and t.max_steps is None and t.max_epochs is None:
         raise ConfigError("dp.epsilon plans the noise for the run's length: set train.max_steps or "

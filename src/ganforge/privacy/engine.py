@@ -1,37 +1,49 @@
 """What a training state becomes under differential privacy (DP-SGD on D, with Opacus).
 
-* D is wrapped in Opacus's ``GradSampleModule``: per-record gradients. Each D step pairs real record
-  i with generated image i (D's loss is a mean over the pairs, both forward passes are taken before
-  one backward pass, and Opacus sums a parameter's per-sample gradients over the two passes), so a
-  "sample" is the pair and one private record is in exactly one pair: clipping the pair's gradient
-  to C bounds the record's influence by C.
-* D's optimiser becomes Opacus's ``DPOptimizer``: clip each pair's gradient to ``max_grad_norm``,
-  sum, add N(0, (sigma C)^2) noise, divide by the expected batch size. Its step hook advances the
-  accountant, once per D step.
-* Real batches are Poisson samples (:mod:`.poisson`, the loop's data order); the fakes come from a
-  fixed-size batch of G (real record i is paired with fake i mod that size), so G never sees how many
-  records were drawn.
-* G's classes come from a public distribution (:mod:`.labels`), never from the private batch.
+The unit of privacy is one training record (one image, with its label in a conditional run); two data
+sets are neighbours when one is the other plus one record (add/remove). The argument, step by step:
+
+* Each D step draws its real batch by Poisson sampling (:mod:`.poisson`): every record joins with
+  probability q, from a secret seed. The fakes are a fixed-size batch of G from the run's public noise
+  stream, drawn before and apart from the real batch: they depend on G and D (already private, by
+  induction over the steps) and public randomness, never on which records were drawn.
+* D's update is ``(S_real + N(0, (sigma C)^2 I) + S_fake) / E[B]``. ``S_real`` is the sum over the
+  drawn records of each record's own gradient (per-sample, from Opacus's ``GradSampleModule``, one
+  forward and one backward pass over the real batch alone), each clipped to norm C. A record's term
+  depends only on that record, D's current weights and the step's fake logits (public), since D has no
+  batch-coupling layer and nothing in the real pass is drawn per batch position (:mod:`.checks` refuses
+  BatchNorm, minibatch statistics, augmentation, instance noise, dropout and the paired relativistic
+  loss). Adding a record therefore adds at most one term of norm <= C to ``S_real`` and changes no other
+  term: the sensitivity of ``S_real`` is C, and the Gaussian noise makes the step (q, sigma)-private.
+* ``S_fake`` (the fakes' gradients, clipped to C per image so that the two halves of D's loss keep
+  their balance) is computed from public quantities only, so adding it after the noise is post-processing.
+  So is dividing by E[B] = q N, for N public (as Opacus treats it).
+* Opacus's accountant composes the steps; the optimizer's step hook advances it once per D step.
+* G's classes come from a public distribution (:mod:`.labels`), never from the private batch, and G's
+  loss reads D's outputs on fakes only: G and its average are private by post-processing.
 * The noise and the sampling come from a secret seed drawn from the OS at the start (not the run's
   seed, which config.json shows) and kept in the checkpoint, so a resumed run continues bit for bit.
 
-Everything G is trained on is D's privatised output, so G (and its average) are private by
-post-processing. :mod:`.checks` refuses the options that would break that.
+tests/privacy/test_sensitivity.py checks the bound on this step with neighbouring data sets.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import secrets
 import warnings
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from ..config import PrivacyConfig
+from ..losses import d_loss
+from ..losses.regularizers import clip_weights_, grad_norm
 from ..training.state import TrainState, stream_seed
-from ..training.steps import d_step
+from ..training.steps import call, classifies
 from . import require_opacus
-from .accounting import default_delta, plan_noise, quiet_accounting, steps_within
+from .accounting import check_delta, default_delta, plan_noise, quiet_accounting, steps_within
 from .labels import ReleasedLabels, release_labels
 
 NOISE_STREAM, LABEL_STREAM = 0, 3
@@ -59,6 +71,8 @@ class PrivateTraining:
         self.dp, self.state = dp, state
         self.n_records, self.batch_size = n_records, batch_size
         self.sample_rate = batch_size / n_records  # q: each record's chance to join a D batch
+        if dp.delta is not None:
+            check_delta(dp.delta, n_records)
         self.delta = dp.delta if dp.delta is not None else default_delta(n_records)
         self.secret_seed = draw_secret_seed()
         self._labels, self.num_classes = labels, num_classes
@@ -114,27 +128,80 @@ class PrivateTraining:
 
     def d_step(self, D, d_opt, real: torch.Tensor, fake: torch.Tensor, opts, step: int = 0,
                labels: torch.Tensor | None = None, fake_labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """:func:`~ganforge.training.steps.d_step` with per-pair gradients on and this step's noise seeded.
-        real (B, C, R, R) with B from Poisson sampling, possibly 0; fake (B, C, R, R) paired with it."""
+        """One private D update, ``(S_real + noise + S_fake) / E[B]`` (the module doc's argument).
+
+        real (B, C, R, R) from Poisson sampling, B possibly 0, with labels (B,) in a conditional run;
+        fake (F, C, R, R) the step's fixed-size batch from public noise, with fake_labels (F,). D is the
+        ``GradSampleModule``; the real and the fake pass each take their own forward and backward pass, so
+        no per-sample gradient ever mixes a record with a fake or with another record."""
         self.noise_rng.manual_seed(stream_seed(self.secret_seed, step, NOISE_STREAM))
-        if len(real) == 0:
-            return self._empty_step(d_opt)
+        optimizer, reg = self.optimizer, opts.reg
+        optimizer.zero_grad(set_to_none=True)
+        real, fake = real.detach().float(), fake.detach().float()
+        with self._per_sample_gradients(), opts.precision.autocast():
+            fake_logits = call(D, fake, fake_labels)  # (F,)
+            anchor = torch.zeros(1, device=fake.device)  # a constant real logit: only the fake half's gradient
+            d_loss(opts.d_loss, anchor, fake_logits, label_smoothing=reg.label_smoothing).backward()
+            fake_sum = self._take_clipped_sum(len(fake))  # S_fake: public, added after the noise
+            loss = class_loss = None
+            if len(real):
+                if classifies(opts, labels):
+                    real_logits, real_classes = D(real, labels, classes=True)  # (B,), (B, K)
+                else:
+                    real_logits, real_classes = call(D, real, labels), None  # (B,)
+                # the real half: fake_logits enter as constants, each record's gradient is its own term's
+                loss = d_loss(opts.d_loss, real_logits, fake_logits.detach(), label_smoothing=reg.label_smoothing)
+                total = loss
+                if real_classes is not None:  # AC-GAN: D learns each record's own class
+                    class_loss = F.cross_entropy(real_classes.float(), labels)
+                    total = total + reg.class_weight * class_loss
+                total.backward()
+            self._fill_missing_grad_samples(len(real))  # B = 0: the noisy step the accountant counts all the same
+        optimizer.pre_step()  # S_real: clip each record to C, sum, add N(0, (sigma C)^2), / E[B]; accountant
+        for p, public in zip(optimizer.params, fake_sum):
+            p.grad += public / optimizer.expected_batch_size
+        optimizer.original_optimizer.step()
+        if reg.clip_weights > 0:
+            clip_weights_(self.state.D, reg.clip_weights)
+        zero = torch.zeros((), device=fake.device)
+        stats = {
+            "loss_d": loss.detach() if loss is not None else zero,
+            "penalty_d": zero,
+            "grad_d": grad_norm(optimizer.params),
+            "d_real": torch.sigmoid(real_logits.detach()).mean() if len(real) else zero,
+            "d_fake": torch.sigmoid(fake_logits.detach()).mean(),
+        }
+        if class_loss is not None:
+            stats["class_d"] = class_loss.detach()
+        return stats
+
+    @contextlib.contextmanager
+    def _per_sample_gradients(self):
+        """Opacus's per-sample hooks on, for D's private step only (G's step backpropagates through D too)."""
         self.gsm.enable_hooks()
         try:
             with warnings.catch_warnings():  # D's first layer gets no input gradient here, as intended
                 warnings.filterwarnings("ignore", message="Full backward hook is firing")
-                return d_step(D, d_opt, real, fake, opts, step=step, labels=labels, fake_labels=fake_labels)
+                yield
         finally:
             self.gsm.disable_hooks()
 
-    def _empty_step(self, d_opt) -> dict[str, torch.Tensor]:
-        """A batch that drew no record still takes the noisy step the accountant counts."""
-        d_opt.zero_grad(set_to_none=True)
-        for p in self.state.D.parameters():
-            p.grad_sample = torch.zeros((0, *p.shape), device=p.device, dtype=p.dtype)
-        d_opt.step()
-        zero = torch.zeros((), device=self.state.device)
-        return {"loss_d": zero, "penalty_d": zero, "grad_d": zero, "d_real": zero, "d_fake": zero}
+    def _fill_missing_grad_samples(self, n: int) -> None:
+        """Zero per-sample gradients (n, *shape) for the parameters the last pass did not reach (D's class head
+        in the fake pass, every parameter when no record was drawn)."""
+        for p in self.optimizer.params:
+            if getattr(p, "grad_sample", None) is None:
+                p.grad_sample = torch.zeros((n, *p.shape), device=p.device, dtype=p.dtype)
+
+    def _take_clipped_sum(self, n: int) -> list[torch.Tensor]:
+        """The per-sample gradients of the last backward pass over n samples, each clipped to C and summed (one
+        tensor per parameter); leaves the optimizer ready for the next pass."""
+        optimizer = self.optimizer
+        self._fill_missing_grad_samples(n)
+        optimizer.clip_and_accumulate()
+        sums = [p.summed_grad for p in optimizer.params]
+        optimizer.zero_grad(set_to_none=True)
+        return sums
 
     # ------------------------------------------------------------------ the ledger
 

@@ -71,8 +71,9 @@ class TrainState:
     schedule: Schedule | None = None  # progress-dependent hyper-parameters (training/schedule.py)
     lr_scale: float = 1.0  # learning-rate multiplier left by divergence rollbacks (training/health.py)
     # What a wrapper may replace (differential privacy, privacy/engine.py): D's step, a fixed size for the
-    # fake batch (real record i is then paired with fake i mod that size) and the distribution G's classes
-    # are drawn from (None: the real batch's classes).
+    # fake batch (so that the fakes do not depend on how many real records a Poisson batch drew; D's step
+    # then gets real and fake batches of different sizes) and the distribution G's classes are drawn from
+    # (None: the real batch's classes).
     d_step_fn: Callable[..., dict[str, torch.Tensor]] = d_step
     fake_batch: int | None = None
     fake_label_probs: torch.Tensor | None = None  # (K,)
@@ -208,15 +209,10 @@ class TrainState:
                 fake_labels[second] = fake_labels[first]
             with torch.set_grad_enabled(last), precision.autocast():
                 fake = call(G, z, fake_labels)  # (n_fake, C, R, R); keeps its graph only for the G step
-            d_fake, d_fake_labels = fake.detach(), fake_labels
-            if self.fake_batch is not None:  # pair real i with fake i mod n_fake: G's batch is the same whatever B is
-                pairing = torch.arange(len(real), device=fake.device) % n_fake  # (B,)
-                d_fake = d_fake[pairing]
-                d_fake_labels = fake_labels[pairing] if fake_labels is not None else None
             D_k = self.D_penalty if (self.D_penalty is not None
                                      and needs_double_backward(self.opts.reg, self.real_batches)) else D
-            stats = self.d_step_fn(D_k, self.d_opt, real, d_fake, self.opts, step=self.real_batches, labels=labels,
-                                   fake_labels=d_fake_labels)
+            stats = self.d_step_fn(D_k, self.d_opt, real, fake.detach(), self.opts, step=self.real_batches,
+                                   labels=labels, fake_labels=fake_labels)
             self.real_batches += 1
             images_seen += len(real) * self.world_size
         # D unwrapped: it is not updated in the G step, so DDP must not expect a reduction of its gradients
