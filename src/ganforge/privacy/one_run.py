@@ -18,8 +18,6 @@ Binomial probabilities are computed in log space with NumPy (no SciPy needed at 
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 
@@ -80,9 +78,3 @@ def _check_counts(m: int, r: int, v: int) -> None:
     if not 0 <= v <= r <= m:
         raise ValueError(f"need 0 <= correct ({v}) <= guesses ({r}) <= canaries ({m})")
 
-
-def randomised_response_epsilon(accuracy: float) -> float:
-    """The eps of randomised response with this accuracy: log(q / (1 - q)) (inf at q = 1)."""
-    if accuracy >= 1:
-        return math.inf
-    return math.log(accuracy / (1 - accuracy))
