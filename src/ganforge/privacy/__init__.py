@@ -7,6 +7,7 @@
 * :mod:`.engine`: what a training state becomes under DP (per-record clipping, noise, Poisson sampling).
 * :mod:`.labels`: the class distribution G trains on (uniform, or a DP histogram of the labels).
 * :mod:`.audit`: membership-inference attacks on a trained run.
+* :mod:`.canary` and :mod:`.one_run`: the one-run canary audit, an empirical lower bound on epsilon.
 
 Opacus is an optional extra (``pip install 'ganforge[privacy]'``); the audit needs only torch and NumPy.
 """
