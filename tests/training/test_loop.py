@@ -141,7 +141,7 @@ def test_checkpoint_state_is_device_independent_and_keeps_the_resolved_precision
 
     run = tmp_path / "run"
     cfg = tiny_config(tiny_npz, "train.max_steps=2", "train.precision=auto")
-    monkeypatch.setattr(loop, "resolve_precision", lambda name, device: loop.Precision(
+    monkeypatch.setattr(loop, "resolve_precision", lambda name, device, configure=True: loop.Precision(
         "bf16" if name in ("auto", "bf16") else "fp32", device.type))  # this machine: auto -> bf16
     Trainer(cfg, run).run()
     state = load_state(latest_checkpoint(run))
@@ -150,7 +150,7 @@ def test_checkpoint_state_is_device_independent_and_keeps_the_resolved_precision
     assert all(t.device.type == "cpu" for t in tensors)
     assert "noise_rng" not in state and "step_rng" not in state  # no device generator states: seeded per step
 
-    monkeypatch.setattr(loop, "resolve_precision", lambda name, device: loop.Precision(
+    monkeypatch.setattr(loop, "resolve_precision", lambda name, device, configure=True: loop.Precision(
         "fp32" if name in ("auto", "fp32") else "bf16", device.type))  # another machine: auto -> fp32
     resumed = Trainer(tiny_config(tiny_npz, "train.max_steps=3", "train.precision=auto"), run, resume=True)
     assert resumed.precision.name == "bf16" and resumed.opts.precision.name == "bf16"
@@ -194,3 +194,27 @@ def test_periodic_evaluation_logs_and_keeps_best(tiny_npz, tmp_path):
     from ganforge import load_generator
 
     assert load_generator(run / "best").step == best["step"]
+
+
+def test_a_run_holds_its_backend_settings_only_while_it_trains(tiny_npz, tmp_path, monkeypatch):
+    """What a GPU run switches on for the process (TF32, cudnn.benchmark) is the caller's again once it ends;
+    on the CPU the CUDA settings are made to apply so that the flags can be watched."""
+    import torch
+
+    from ganforge.training import loop
+    from ganforge.training.runtime import GPU_TRAINING_SETTINGS, backend_settings, get_backend_settings
+
+    monkeypatch.setattr(loop, "training_settings", lambda device: dict(GPU_TRAINING_SETTINGS))
+    with backend_settings(matmul_allow_tf32=False, cudnn_allow_tf32=False, cudnn_benchmark=False):
+        before = get_backend_settings()
+        trainer = Trainer(tiny_config(tiny_npz, "train.max_steps=2", "train.log_every=1"), tmp_path / "run")
+        assert get_backend_settings() == before  # building a Trainer switches nothing
+        seen = []
+        trainer.run(on_log=lambda record: seen.append(
+            (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32, torch.backends.cudnn.benchmark)))
+        assert seen == [(True, True, True)] * 2  # while training: the run's settings
+        assert get_backend_settings() == before  # after: the caller's again
+        with trainer.backend():  # for a caller that drives train_step itself
+            assert torch.backends.cudnn.benchmark
+        assert get_backend_settings() == before
+

@@ -30,7 +30,7 @@ from .health import HealthGuard
 from .logging import RunLogger
 from .prepare import check_saved_config, count_classes, data_fingerprint, fit_batch_to_data
 from .run_checkpoints import RunCheckpoints, network_meta
-from .runtime import Precision, resolve_device, resolve_precision
+from .runtime import Precision, backend_settings, resolve_device, resolve_precision, training_settings
 from .state import TrainState
 from .stopping import StopRules
 
@@ -60,7 +60,8 @@ class Trainer:
             extension.check_launch(self.ranks.world_size)
             requested = extension.precision(requested)
         self.device = rank_device or resolve_device(t.device)
-        self.precision = resolve_precision(requested, self.device)
+        # (the process-wide TF32/cuDNN settings a GPU run wants are set only while it trains: see backend())
+        self.precision = resolve_precision(requested, self.device, configure=False)
 
         data = dataset or load_dataset(
             cfg.data.source, resolution=cfg.data.resolution, channels=cfg.data.channels, fit=cfg.data.fit,
@@ -171,6 +172,12 @@ class Trainer:
         recomputed for its weights in float32, see :mod:`ganforge.training.ema`), else G itself."""
         return self.state.sampling_generator
 
+    def backend(self):
+        """A context in which the process-wide torch settings this run wants hold (on CUDA: TF32 matrix maths
+        and cuDNN's autotuner, GPU_TRAINING_SETTINGS), restored to the caller's on exit. :meth:`run` trains
+        inside it; a caller that drives :meth:`train_step` itself may enter it too."""
+        return backend_settings(**training_settings(self.device))
+
     def total_steps(self) -> int | None:
         """G steps at which the step or epoch limit is reached (None when only time limits)."""
         return self.stops.total
@@ -191,7 +198,12 @@ class Trainer:
     # ------------------------------------------------------------------ run
 
     def run(self, on_log: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
-        """Train until a limit is reached or Ctrl-C; returns a summary."""
+        """Train until a limit is reached or Ctrl-C; returns a summary. The process-wide torch settings the
+        run wants (:meth:`backend`) hold only while it runs."""
+        with self.backend():
+            return self._run(on_log)
+
+    def _run(self, on_log) -> dict[str, Any]:
         t = self.cfg.train
         main = self.ranks.is_main  # only rank 0 writes
         if main:
@@ -342,7 +354,7 @@ class Trainer:
         self.stops.start_at(self.state.step, self.state.real_batches)  # the epoch limit from the data position
         saved_precision = saved.get("precision")
         if self.cfg.train.precision == "auto" and saved_precision and saved_precision != self.precision.name:
-            self._set_precision(resolve_precision(saved_precision, self.device))
+            self._set_precision(resolve_precision(saved_precision, self.device, configure=False))
             self.notices.append(f"keeping the run's precision {saved_precision} (auto would pick another here; "
                                 "set train.precision to change it)")
         for extension in self.extensions:
