@@ -15,6 +15,7 @@ import pytest
 import torch
 from torch import nn
 
+from ganforge.devices import exact_float32
 from ganforge.errors import GanforgeError
 from ganforge.metrics import inception
 from ganforge.metrics.inception import (
@@ -126,16 +127,16 @@ def test_tf32_is_switched_off_only_inside():
         # both on before (matmul TF32 is off by default, which would hide a context that forgot it)
         for f in flags:
             f.allow_tf32 = True
-        with inception._exact_float32(torch.device("cuda")):
+        with exact_float32(torch.device("cuda")):
             assert not torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
         assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
         with pytest.raises(RuntimeError, match="inside"):  # restored when the block fails too
-            with inception._exact_float32(torch.device("cuda")):
+            with exact_float32(torch.device("cuda")):
                 raise RuntimeError("inside")
         assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
         # and a setting of off is kept off
         torch.backends.cudnn.allow_tf32 = False
-        with inception._exact_float32(torch.device("cuda")):
+        with exact_float32(torch.device("cuda")):
             pass
         assert not torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
     finally:

@@ -218,3 +218,32 @@ def test_a_run_holds_its_backend_settings_only_while_it_trains(tiny_npz, tmp_pat
             assert torch.backends.cudnn.benchmark
         assert get_backend_settings() == before
 
+
+def test_best_json_holds_the_value_ganforge_eval_gives_best(tiny_npz, tmp_path):
+    """best/ is chosen as ganforge eval measures: evaluate_run on RUN/best with best.json's n gives best.json's
+    value exactly, though the run trains in bfloat16 with a seed of its own (eval samples in float32 with its
+    default seed) and its G is a conditional moving average."""
+    from ganforge import evaluate_run
+
+    run = tmp_path / "run"
+    Trainer(tiny_config(tiny_npz, "train.max_steps=4", "train.eval_every=2", "train.eval_n=16", "train.seed=5",
+                        "train.eval_metrics=fd", "train.precision=bf16", "train.ema_kimg=0.05",
+                        "model.conditional=true"), run).run()
+    best = json.loads((run / "best" / "best.json").read_text())
+    results = evaluate_run(run / "best", n=best["n"], metrics="fd", progress=False)
+    assert best["n"] == 16 and results["step"] == best["step"]
+    assert results[best["metric"]] == best["value"]
+
+
+@pytest.mark.parametrize("rank", [0, 1])
+def test_only_rank_0_builds_the_periodic_evaluation(rank, tiny_npz, tmp_path, monkeypatch):
+    """Under torchrun the evaluation (and the domain network it trains into the cache) belongs to rank 0."""
+    from ganforge.training import distributed, loop
+
+    monkeypatch.setattr(loop.distributed, "init", lambda device: (distributed.Ranks(rank, 2, rank), None))
+    monkeypatch.setattr(loop.distributed, "wrap", lambda module, device: module)  # no process group here
+    cache = tmp_path / "cache"
+    trainer = Trainer(tiny_config(tiny_npz, "train.max_steps=2", "train.eval_every=2", "train.eval_n=16",
+                                  f"data.cache_dir={cache}"), tmp_path / "run")
+    assert (trainer.evaluation is not None) == (rank == 0)
+    assert (cache / "features").is_dir() == (rank == 0)

@@ -105,9 +105,10 @@ class Trainer:
 
         # The callbacks around the steps, each with its own state.
         self.grid = SampleGrid(t.grid_size, self.state.G.z_dim, t.seed + 1, self.num_classes, self.device)
+        # rank 0 alone evaluates (and trains the domain network, once, into the cache), on the training device
         self.evaluation = PeriodicEvaluation(
-            self._evaluation_data(data), t.eval_metrics, t.eval_n, t.seed, t.eval_extractor, cfg.data.cache_dir, t.progress,
-            self.num_classes) if t.eval_every else None
+            self._evaluation_data(data), t.eval_metrics, t.eval_n, t.eval_extractor, cfg.data.cache_dir, t.progress,
+            self.num_classes, self.device) if t.eval_every and self.ranks.is_main else None
         self.best: dict[str, Any] | None = None  # {"metric", "value", "step"} of the best evaluation so far
         probe = torch.randperm(len(data), generator=torch.Generator().manual_seed(t.seed))[: max(t.grid_size, 2)]
         # an extension may forbid reading real images here (privacy): the monitor then reads G alone, unscaled
@@ -317,7 +318,7 @@ class Trainer:
     def evaluate(self) -> dict[str, Any]:
         """Metrics of eval_n samples of the sampling generator against the training data; keeps the best G."""
         self.evaluation.best = self.best
-        results, improved = self.evaluation(self.sampling_generator, self.state.G.z_dim, self.precision, self.step)
+        results, improved = self.evaluation(self.sampling_generator, self.state.G.z_dim, self.step)
         self.best = self.evaluation.best
         if improved:
             self.checkpoints.save_best(self.sampling_generator, self.best)
