@@ -331,7 +331,7 @@ class Trainer:
 
     def _meta(self, fmt: str) -> dict[str, Any]:
         """The JSON beside each saved network: enough to rebuild and sample it."""
-        # the data's class proportions, for sampling with --classes data (an extension may replace them)
+        # the data's class proportions, for sampling with --class-mix data (an extension may replace them)
         counts = self.class_counts
         for extension in self.extensions:
             counts = extension.class_counts(counts)
