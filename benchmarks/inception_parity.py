@@ -10,7 +10,8 @@ The reference needs torchvision, so it runs from its own environment:
 
     local/fidref-venv/bin/python benchmarks/inception_parity.py [--device cuda] [--n 8]
 
-On a machine where pytorch-fid is not installed, compare against saved reference outputs:
+(The tests compare with outputs recorded the same way by tests/metrics/references/record.py.) On a
+machine where pytorch-fid is not installed, compare against saved reference outputs:
 
     local/fidref-venv/bin/python benchmarks/inception_parity.py --save local/inception-ref.pt
     python benchmarks/inception_parity.py --against local/inception-ref.pt --device cuda
@@ -21,32 +22,18 @@ float32), so that the comparison measures the implementations, not the precision
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import torch
-from torch import nn
 
 from ganforge.metrics.inception import FIDInceptionV3, load_inception
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from helpers import randomize_  # noqa: E402 (the seeded weights the tests give the network)
+
 SHAPES = [(1, 28, 28), (3, 32, 32), (3, 64, 48), (3, 299, 299)]
-
-
-def randomize_(model: nn.Module, seed: int) -> nn.Module:
-    """Seeded weights that keep activations around unit scale (same recipe as the tests)."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.Conv2d):
-                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * (2 / m.weight[0].numel()) ** 0.5)
-            elif isinstance(m, nn.BatchNorm2d):
-                m.weight.copy_(0.75 + 0.5 * torch.rand(m.weight.shape, generator=g))
-                m.bias.copy_(0.1 * torch.randn(m.bias.shape, generator=g))
-                m.running_mean.copy_(0.1 * torch.randn(m.running_mean.shape, generator=g))
-                m.running_var.copy_(0.75 + 0.5 * torch.rand(m.running_var.shape, generator=g))
-            elif isinstance(m, nn.Linear):
-                m.weight.copy_(torch.randn(m.weight.shape, generator=g) / m.weight.shape[1] ** 0.5)
-                m.bias.copy_(0.01 * torch.randn(m.bias.shape, generator=g))
-    return model
 
 
 def images_for(shape: tuple[int, int, int], n: int, seed: int) -> torch.Tensor:

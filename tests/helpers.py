@@ -3,8 +3,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
@@ -28,8 +26,91 @@ TINY_MODELS = {
 }
 
 
+def run_cli(*args, cwd=None, check: bool = True):
+    """``ganforge ARGS`` in this process (``ganforge.cli.main.main``), as a finished process: returncode, stdout,
+    stderr. Cheaper than a subprocess, which imports torch cold each time; argparse's exits count as return
+    codes, and the warning display the command installs is put back afterwards."""
+    import contextlib
+    import io
+    import os
+    import subprocess
+    import warnings
+
+    from ganforge.cli.main import main
+
+    argv, out, err = [str(a) for a in args], io.StringIO(), io.StringIO()
+    here, shown = Path.cwd(), warnings.showwarning
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(argv)
+            except SystemExit as exit:  # argparse: --help, --version, a bad flag
+                code = exit.code if isinstance(exit.code, int) else 1
+    finally:
+        os.chdir(here)
+        warnings.showwarning = shown
+    proc = subprocess.CompletedProcess(["ganforge", *argv], code, out.getvalue(), err.getvalue())
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def console_script_env() -> dict:
+    """The environment for running ``ganforge`` as a separate process on the code under test (this checkout's
+    src/ first on the path, whichever copy the environment has installed)."""
+    import os
+
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO / "src"), os.environ.get("PYTHONPATH")]))}
+
+
+def free_port() -> int:
+    """A TCP port on localhost that was free a moment ago (for a process group's rendezvous)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def randomize_(model, seed: int):
+    """Seeded weights that keep activations around unit scale through a deep network (the FID Inception).
+
+    (PyTorch's default initialisation shrinks them to ~1e-7 at the Inception's pool, which would make a
+    comparison meaningless.)
+    """
+    import torch
+    from torch import nn
+
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.Conv2d):
+                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * (2 / m.weight[0].numel()) ** 0.5)
+            elif isinstance(m, nn.BatchNorm2d):
+                m.weight.copy_(0.75 + 0.5 * torch.rand(m.weight.shape, generator=g))
+                m.bias.copy_(0.1 * torch.randn(m.bias.shape, generator=g))
+                m.running_mean.copy_(0.1 * torch.randn(m.running_mean.shape, generator=g))
+                m.running_var.copy_(0.75 + 0.5 * torch.rand(m.running_var.shape, generator=g))
+            elif isinstance(m, nn.Linear):
+                m.weight.copy_(torch.randn(m.weight.shape, generator=g) / m.weight.shape[1] ** 0.5)
+                m.bias.copy_(0.01 * torch.randn(m.bias.shape, generator=g))
+    return model
+
+
+def recorded_reference(key: str):
+    """What a reference implementation (pytorch-fid, torch-fidelity) output on a metric test's inputs, as
+    recorded by tests/metrics/references/record.py (they cannot be installed beside these machines' torch)."""
+    import json
+
+    return json.loads((REPO / "tests" / "metrics" / "references" / "references.json").read_text())[key]
+
+
 def shared_file(name: str) -> Path:
     """A file of the shared data folder, or skip the test when it is absent."""
+    import pytest
+
     path = SHARED_DATA / name
     if not path.is_file():
         pytest.skip(f"{path} not present")
@@ -81,8 +162,9 @@ def fedavg_round(run, sites):
     return record, start, results
 
 
-def tiny_state(seed=0, d_steps=1):
-    """A TrainState of a tiny 16-px, 1-channel DCGAN with lazy R1 (every 2nd D step) and an averaged G."""
+def tiny_state(seed=0, d_steps=1, arch="dcgan"):
+    """A TrainState of a tiny 16-px, 1-channel DCGAN (``arch="mlp"``: a tiny MLP GAN of 2-d points) with lazy R1
+    (every 2nd D step) and an averaged G."""
     import torch
 
     from ganforge.config import OptimizerConfig, RegularizerConfig
@@ -93,20 +175,22 @@ def tiny_state(seed=0, d_steps=1):
     from ganforge.training.steps import StepOptions, make_optimizer
 
     torch.manual_seed(seed)
-    cfg = model_config("dcgan", resolution=16, channels=1, z_dim=8, g_width=8, d_width=8)
-    G, D = build_generator("dcgan", cfg), build_discriminator("dcgan", cfg)
+    sizes = dict(resolution=16, channels=1) if arch == "dcgan" else {}
+    cfg = model_config(arch, z_dim=8, g_width=8, d_width=8, **sizes)
+    G, D = build_generator(arch, cfg), build_discriminator(arch, cfg)
     opts = StepOptions(precision=Precision("fp32", "cpu"), reg=RegularizerConfig(r1_gamma=1.0, r_interval=2))
     return TrainState(G=G, D=D, g_opt=make_optimizer(G.parameters(), OptimizerConfig()),
                       d_opt=make_optimizer(D.parameters(), OptimizerConfig()), opts=opts, z_dim=8, seed=seed,
                       d_steps=d_steps, ema=EMA(G, 0.05, 4, z_dim=8))
 
 
-def random_batches(k, n=4, seed=1):
-    """k unconditional batches of n random 16-px, 1-channel images in [-1, 1] for :func:`tiny_state`."""
+def random_batches(k, n=4, seed=1, shape=(1, 16, 16)):
+    """k unconditional batches of n random 16-px, 1-channel images in [-1, 1] for :func:`tiny_state` (``shape=(2,)``:
+    2-d points, for its MLP)."""
     import torch
 
     gen = torch.Generator().manual_seed(seed)
-    return [(torch.rand(n, 1, 16, 16, generator=gen) * 2 - 1, None) for _ in range(k)]
+    return [(torch.rand(n, *shape, generator=gen) * 2 - 1, None) for _ in range(k)]
 
 
 def state_weights(state) -> dict:

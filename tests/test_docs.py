@@ -21,3 +21,12 @@ def test_training_doc_lists_every_option_with_its_default():
             shown = documented[section][key]
             assert shown == value or (shown == "" and value == ""), f"{section}.{key}: doc {shown!r}, code {value!r}"
     assert f"{len(defaults)} sections" in text.replace("ten", "10")
+
+
+def test_training_doc_lists_every_flag_of_ganforge_train():
+    from ganforge.cli.main import build_parser
+
+    train = build_parser()._subparsers._group_actions[0].choices["train"]
+    flags = {flag for action in train._actions for flag in action.option_strings if flag.startswith("--")}
+    text = (REPO / "docs" / "training.md").read_text()
+    assert len(flags) > 30 and sorted(f for f in flags - {"--help"} if f"`{f}" not in text) == []

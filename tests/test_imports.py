@@ -169,3 +169,22 @@ def test_no_import_cycles():
 def test_the_cycle_check_sees_a_cycle():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_validation_imports_no_metrics_module_and_ganforge_no_torch():
+    """Each package checks its own options through ganforge.extensions.register_check (metrics: train.eval_*),
+    so validation reads no metric module, and the checks register without importing torch."""
+    path = SRC / "validation.py"
+    assert [m for _, m in imported_modules(path.read_text(), "ganforge") if m.startswith("ganforge.metrics")] == []
+    code = ("import json, sys, ganforge, ganforge.extensions as e\n"
+            "print(json.dumps(['torch' in sys.modules, sorted(e._CHECKS)]))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    torch_loaded, checks = json.loads(out.strip().splitlines()[-1])
+    assert not torch_loaded and {"train.eval", "dp"} <= set(checks)
+
+
+def test_every_metric_name_has_its_function():
+    from ganforge.metrics.evaluate import METRICS
+    from ganforge.metrics.names import METRIC_NAMES
+
+    assert tuple(METRICS) == METRIC_NAMES and all(fn.__name__ == f"metric_{n}" for n, fn in METRICS.items())

@@ -22,7 +22,9 @@ _LAZY = {
 }
 
 
-# registers differential privacy as a training extension and its config section's checks (no torch import)
+# register the checks of the evaluation options, and differential privacy as a training extension with its
+# config section's checks (neither imports torch)
+from .metrics import names as _metric_names  # noqa: E402,F401
 from .privacy import extension as _privacy_extension  # noqa: E402,F401
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from .choices import COMPILE_MODES, PRECISIONS  # noqa: F401 (imported from here too)
 from .errors import ConfigError
 from .models.registry import DATA_FIELDS, ARCHITECTURES, model_section, model_spec, switch_arch
 
@@ -100,8 +101,6 @@ class ScheduleConfig:
     augment_p_end: float | None = None  # augmentation probability at the end (a fixed schedule, not with ADA)
 
 
-PRECISIONS = ("auto", "fp32", "bf16")  # train.precision (see TrainConfig.precision)
-COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")  # train.compile: torch.compile's modes
 
 
 @dataclass

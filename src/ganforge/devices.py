@@ -5,6 +5,7 @@ training; :mod:`ganforge.training.runtime` re-exports them.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import platform
 import re
@@ -116,3 +117,26 @@ def cpu_name(cpuinfo: str | None = None) -> str:
         if name:
             return str(name)
     return platform.processor() or platform.machine() or "unknown CPU"
+
+
+@contextlib.contextmanager
+def exact_float32(device: torch.device):
+    """No autocast and, on CUDA, no TF32 convolutions or matmuls while inside: feature networks measure in
+    exact float32 on any device, whatever a training run has switched on."""
+    with torch.autocast(device_type=device.type, enabled=False):
+        if device.type != "cuda":
+            yield
+            return
+        flags = [torch.backends.cudnn, torch.backends.cuda.matmul]
+        try:
+            saved = [f.allow_tf32 for f in flags]
+        except RuntimeError:  # precision set through a newer API in a mixed way: leave it alone
+            yield
+            return
+        try:
+            for f in flags:
+                f.allow_tf32 = False
+            yield
+        finally:
+            for f, value in zip(flags, saved, strict=True):
+                f.allow_tf32 = value

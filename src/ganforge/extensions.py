@@ -97,14 +97,22 @@ _CHECKS: dict[str, SectionCheck] = {}
 
 def register_extension(section: str, factory: ExtensionFactory, check: SectionCheck | None = None) -> None:
     """Build ``factory(cfg)`` for every run (it returns None when its section leaves it off); ``check(cfg)``
-    validates the section (raising ConfigError), last in :func:`ganforge.validation.validate`."""
+    validates the section (see :func:`register_check`)."""
     _FACTORIES[section] = factory
     if check is not None:
-        _CHECKS[section] = check
+        register_check(section, check)
+
+
+def register_check(section: str, check: SectionCheck) -> None:
+    """``check(cfg)`` validates the options named ``section`` (raising ConfigError), last in
+    :func:`ganforge.validation.validate`; a package registers the checks of its own options so that validation
+    imports none of them (``ganforge.metrics.names`` checks ``train.eval_*``, ``ganforge.privacy`` the ``dp``
+    section)."""
+    _CHECKS[section] = check
 
 
 def check_sections(cfg: "Config") -> None:
-    """Run every registered section's check on ``cfg``."""
+    """Run every registered check on ``cfg``."""
     for check in _CHECKS.values():
         check(cfg)
 

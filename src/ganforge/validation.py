@@ -7,20 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from .config import COMPILE_MODES, PRECISIONS, Config, MonitorConfig, parse_duration, suggest
+from .choices import CONFIG_CHOICES
+from .config import Config, MonitorConfig, parse_duration, suggest
 from .errors import ConfigError
 from .extensions import check_sections
 from .models import check_section, list_models
-
-_CHOICES = {
-    "data.fit": ("auto", "pad", "crop", "resize"),
-    "g_optim.name": ("adam", "sgd"),
-    "d_optim.name": ("adam", "sgd"),
-    "train.precision": PRECISIONS,
-    "train.compile": COMPILE_MODES,
-    "schedule.shape": ("none", "linear", "cosine"),
-    "train.eval_extractor": ("auto", "inception", "domain"),
-}
 
 DEFAULT_MAX_EPOCHS = 20.0
 
@@ -79,7 +70,7 @@ def _check_schedule(cfg: Config) -> None:
 
 def validate(cfg: Config) -> Config:
     """Check values that types alone do not catch; fill in the default stopping rule."""
-    for dotted, choices in _CHOICES.items():
+    for dotted, choices in CONFIG_CHOICES.items():
         section, key = dotted.split(".")
         value = getattr(getattr(cfg, section), key)
         if value not in choices:
@@ -127,16 +118,6 @@ def validate(cfg: Config) -> Config:
     if m.max_rollbacks < 0 or not 0 < m.rollback_lr_factor <= 1 or m.loss_limit <= 0 or not 0 <= m.collapse_ratio < 1:
         raise ConfigError("monitor: max_rollbacks >= 0, 0 < rollback_lr_factor <= 1, loss_limit > 0, "
                           "0 <= collapse_ratio < 1")
-    if t.eval_every < 0 or t.eval_n < 2:
-        raise ConfigError("train.eval_every must be >= 0 and train.eval_n >= 2")
-    from .metrics.evaluate import parse_metrics
-
-    try:
-        parse_metrics(t.eval_metrics)
-    except Exception as exc:  # a GanforgeError with the list of metric names
-        raise ConfigError(f"train.eval_metrics: {exc}") from None
-    if "memorisation" in parse_metrics(t.eval_metrics):
-        raise ConfigError("train.eval_metrics: memorisation needs held-out images; use ganforge eval --real")
     _check_schedule(cfg)
     if r.pl_weight < 0 or r.pl_interval < 1 or r.pl_batch_shrink < 1 or not 0 < r.pl_decay <= 1:
         raise ConfigError("reg.pl_weight must be >= 0, reg.pl_interval and reg.pl_batch_shrink >= 1, "
@@ -157,8 +138,8 @@ def validate(cfg: Config) -> Config:
         raise ConfigError("train.max_time must be positive")
     if t.max_steps is None and t.max_epochs is None and t.max_time is None:
         t.max_epochs = DEFAULT_MAX_EPOCHS
-    # last: the sections of the extensions (dp: with epsilon alone, the noise is planned for the stopping rule
-    # just filled in)
+    # last: the checks registered by other packages (metrics: train.eval_*; dp: with epsilon alone, the noise is
+    # planned for the stopping rule just filled in)
     check_sections(cfg)
     return cfg
 

@@ -1,25 +1,30 @@
-"""The command line end to end, in subprocesses as a user would run it."""
+"""The command line end to end: what a user types, what is printed and written, and the exit codes.
+
+The commands run in this process (``ganforge.cli.main.main``: a subprocess would import torch cold for
+each); the installed console script runs as its own process twice: to train the run the other tests use,
+and in the Ctrl-C test, where a real SIGINT reaches it.
+"""
 import json
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import TINY
+from helpers import TINY, console_script_env, run_cli as ganforge
 
 SETS = [arg for opt in TINY for arg in ("--set", opt)]
+CONSOLE_SCRIPT = Path(sys.executable).with_name("ganforge")  # installed by pip install -e . beside python
 
 
-def ganforge(*args, cwd=None, check=True):
-    proc = subprocess.run([sys.executable, "-m", "ganforge.cli.main", *map(str, args)],
-                          capture_output=True, text=True, cwd=cwd, timeout=300)
-    if check:
-        assert proc.returncode == 0, proc.stderr
-    return proc
+def console_script(*args, **popen):
+    """``ganforge ARGS`` as its own process, through the console script pip installed."""
+    assert CONSOLE_SCRIPT.is_file(), f"{CONSOLE_SCRIPT}: install the project (pip install -e .) first"
+    return [str(CONSOLE_SCRIPT), *map(str, args)], dict(env=console_script_env(), text=True, **popen)
 
 
 def assert_clean_error(proc, match):
@@ -31,13 +36,17 @@ def assert_clean_error(proc, match):
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
+    """A 4-step run trained by the installed console script in its own process (the smoke test of the entry
+    point: its output, exit code and run folder)."""
     tmp = tmp_path_factory.mktemp("cli")
     rng = np.random.default_rng(1)
     data = tmp / "digits.npz"
     np.savez(data, images=rng.integers(0, 255, (48, 28, 28), dtype=np.uint8))
     run = tmp / "run"
-    proc = ganforge("train", "--data", data, "--out", run, "--max-steps", 4, *SETS)
-    assert "stopped at step 4" in proc.stdout
+    cmd, options = console_script("train", "--data", data, "--out", run, "--max-steps", 4, *SETS)
+    proc = subprocess.run(cmd, capture_output=True, timeout=300, **options)
+    assert proc.returncode == 0, proc.stderr
+    assert "stopped at step 4" in proc.stdout and (run / "checkpoints" / "latest").is_file()
     return run
 
 
@@ -118,7 +127,7 @@ def test_python_api(trained_run):
 
 
 def test_eval_a_run_and_an_image_file(trained_run, tmp_path):
-    proc = ganforge("eval", trained_run, "--n", 40, "--metrics", "fd,kid,pr,dc", "--no-progress")
+    proc = ganforge("eval", trained_run, "--n", 40, "--metrics", "fd,kid,pr,dc", "--no-progress", "--device", "cpu")
     assert "fd_domain" in proc.stdout and "coverage_domain" in proc.stdout
     saved = json.loads((trained_run / "eval" / "step-00000004.json").read_text())
     assert saved["extractor"] == "domain" and saved["n_fake"] == 40
@@ -141,7 +150,7 @@ def test_recipes(monkeypatch):
     assert cfg.loss.g == "wasserstein"  # flags and --set apply after the recipe
     assert build_config("stable", None, []) == build_config(None, None, [])  # stable is the default
     assert build_config("classic", None, []) == validate(Config())  # classic: the plain defaults
-    assert_clean_error(ganforge("train", "--recipe", "sturdy", check=False), "unknown recipe")
+    assert_clean_error(ganforge("train", "--recipe", "sturdier", check=False), "unknown recipe")
 
 
 def test_dry_run_prints_resolved_config():
@@ -154,6 +163,7 @@ def test_dry_run_prints_resolved_config():
     (["train", "--set", "train.batchsize=3"], "did you mean 'train.batch_size'"),
     (["train", "--max-time", "forever"], "time budget"),
     (["sample", "/no/such/run", "--out", "x.png"], "no such run"),
+    (["eval", "/no/such/run", "--device", "tpu"], "device 'tpu'"),  # --device reaches the device check
 ])
 def test_bad_input_gives_one_line_and_exit_2(args, match, tmp_path):
     assert_clean_error(ganforge(*args, cwd=tmp_path, check=False), match)
@@ -169,9 +179,8 @@ def test_ctrl_c_saves_and_resume_continues(tmp_path):
     data = tmp_path / "d.npz"
     np.savez(data, images=np.random.default_rng(0).integers(0, 255, (64, 16, 16), dtype=np.uint8))
     run = tmp_path / "run"
-    cmd = [sys.executable, "-m", "ganforge.cli.main", "train", "--data", str(data), "--out", str(run),
-           "--max-steps", "100000", *SETS]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    cmd, options = console_script("train", "--data", data, "--out", run, "--max-steps", 100000, *SETS)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **options)
     log = run / "metrics.jsonl"
     deadline = time.time() + 120
     while not (log.exists() and log.read_text().count("\n") >= 2) and time.time() < deadline:
@@ -195,6 +204,19 @@ def test_conditional_train_and_sample_a_class(tiny_npz, tmp_path):
     ganforge("sample", run, "--class", "1", "--n", 4, "--out", tmp_path / "ones.npz")
     data = np.load(tmp_path / "ones.npz")
     assert data["labels"].tolist() == [1, 1, 1, 1] and data["images"].shape == (4, 14, 14)
+    # --class-mix: how the classes are drawn (data: in the training data's proportions); --classes is its old name
+    from ganforge import load_generator
+
+    mixed = ganforge("sample", run, "--class-mix", "data", "--n", 6, "--out", tmp_path / "mix.npz", "--seed", 2)
+    drawn = load_generator(run).labels_for(6, "data", seed=2).tolist()
+    assert mixed.stderr == "" and np.load(tmp_path / "mix.npz")["labels"].tolist() == drawn
+    old = ganforge("sample", run, "--classes", "data", "--n", 6, "--out", tmp_path / "old.npz", "--seed", 2)
+    assert old.stderr.strip().splitlines() == [
+        "ganforge: warning: --classes is now --class-mix (--class still picks one class)"]
+    for key in ("images", "labels"):
+        assert np.array_equal(np.load(tmp_path / "old.npz")[key], np.load(tmp_path / "mix.npz")[key])
+    assert_clean_error(ganforge("sample", run, "--class", "1", "--class-mix", "data", "--out", tmp_path / "x.npz",
+                                check=False), "cannot be combined")
     assert_clean_error(ganforge("sample", run, "--class", "7", "--n", 4, "--out", tmp_path / "x.npz", check=False),
                        "out of range")
     unlabelled = tmp_path / "unlabelled.npz"

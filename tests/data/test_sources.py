@@ -12,7 +12,7 @@ from ganforge.data import BUILTIN_DATASETS, DataInfo, ImageDataset, dataset_info
 from ganforge.data.geometry import fit_images
 from ganforge.errors import DataError
 
-SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+from helpers import shared_file
 
 
 def rgb(h, w, seed=0):
@@ -552,12 +552,7 @@ def test_builtin_shapes_source():
 
 
 def test_shared_data_sets():
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"{SHARED_DATA} is not present")
-    fashion = SHARED_DATA / "fashion-mnist.npz"
-    cifar = SHARED_DATA / "cifar10-test-jpeg.zip"
-    if not (fashion.exists() and cifar.exists()):
-        pytest.skip("shared data files are not present")
+    fashion, cifar = shared_file("fashion-mnist.npz"), shared_file("cifar10-test-jpeg.zip")
     data = load(fashion, limit=1000)
     assert data.images.shape == (1000, 1, 32, 32)
     assert (data.geometry.height, data.geometry.width, data.geometry.fit) == (28, 28, "pad")

@@ -52,3 +52,22 @@ def test_mode_seeking_ratio_compares_the_two_halves_of_the_batch():
         images[2] += 0.1
     mode_seeking_loss(images, z, weight=1.0).backward()
     assert (images.grad[0] > 0).all() and (images.grad[2] < 0).all()
+
+
+def test_d_step_adds_the_penalties_its_registry_holds(monkeypatch):
+    """d_step takes its penalties from D_PENALTIES: a registered one is added on the updates it applies to,
+    and needs_double_backward follows the registry too."""
+    from ganforge.config import RegularizerConfig
+    from ganforge.losses.regularizers import D_PENALTIES, DPenalty
+    from ganforge.training.steps import StepOptions, d_step, needs_double_backward
+
+    torch.manual_seed(0)
+    D = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 1), torch.nn.Flatten(0))  # (N, 1, 2, 2) -> (N,)
+    opt = torch.optim.SGD(D.parameters(), lr=0.0)
+    real, fake = torch.randn(3, 1, 2, 2), torch.randn(3, 1, 2, 2)
+    even = DPenalty(lambda reg, step: step % 2 == 0, lambda p: torch.tensor(2.5))
+    monkeypatch.setitem(D_PENALTIES, "even", even)
+    opts = StepOptions(reg=RegularizerConfig())
+    assert d_step(D, opt, real, fake, opts, step=0)["penalty_d"].item() == 2.5
+    assert d_step(D, opt, real, fake, opts, step=1)["penalty_d"].item() == 0.0
+    assert needs_double_backward(opts.reg, 0) and not needs_double_backward(opts.reg, 1)

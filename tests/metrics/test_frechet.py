@@ -1,13 +1,12 @@
-"""Fréchet distance: agreement with the sqrtm formula (and pytorch-fid when installed), known values."""
+"""Fréchet distance: agreement with the sqrtm formula and with pytorch-fid (recorded), known values."""
 from __future__ import annotations
-
-import importlib
 
 import numpy as np
 import pytest
 import scipy.linalg
 
 from ganforge.metrics.frechet import GaussianStats, frechet_distance
+from helpers import recorded_reference
 
 
 def sqrtm_frechet(mu1, sigma1, mu2, sigma2) -> float:
@@ -36,15 +35,15 @@ def test_agrees_with_sqrtm_formula():
     assert frechet_distance(sb, sa) == pytest.approx(ours, rel=1e-9)  # symmetric
 
 
+def pytorch_fid_case():
+    """The two feature sets compared with pytorch-fid (tests/metrics/references/record.py imports this)."""
+    return _features(seed=1)
+
+
 def test_agrees_with_pytorch_fid():
-    try:
-        fid_score = importlib.import_module("pytorch_fid.fid_score")
-    except Exception as exc:  # noqa: BLE001 - missing, or broken by a torchvision built for another torch
-        pytest.skip(f"pytorch_fid not usable here: {type(exc).__name__}")
-    a, b = _features(seed=1)
-    sa, sb = GaussianStats.of(a), GaussianStats.of(b)
-    ref = fid_score.calculate_frechet_distance(sa.mu, sa.sigma, sb.mu, sb.sigma)
-    assert frechet_distance(sa, sb) == pytest.approx(float(ref), rel=1e-6)
+    """pytorch_fid.fid_score.calculate_frechet_distance on the same statistics, as recorded."""
+    sa, sb = (GaussianStats.of(x) for x in pytorch_fid_case())
+    assert frechet_distance(sa, sb) == pytest.approx(recorded_reference("frechet_distance"), rel=1e-6)
 
 
 def test_same_set_is_zero_and_mean_shift_adds_its_squared_norm():

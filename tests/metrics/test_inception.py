@@ -1,20 +1,21 @@
 """The FID Inception-v3: shapes, state-dict layout, weight loading offline, parity with pytorch-fid.
 
-The parity test needs the reference implementation (``pytorch_fid``, which needs torchvision);
-it is skipped where that does not import. Run it from a separate environment::
-
-    local/fidref-venv/bin/python -m pytest tests/metrics/test_inception.py
+pytorch-fid needs torchvision, which does not import beside these machines' CPU build of torch: the
+parity test compares with its outputs recorded by tests/metrics/references/record.py on the same inputs.
 """
 from __future__ import annotations
 
 import hashlib
 import io
+import json
 import urllib.error
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
+from ganforge.devices import exact_float32
 from ganforge.errors import GanforgeError
 from ganforge.metrics import inception
 from ganforge.metrics.inception import (
@@ -24,6 +25,7 @@ from ganforge.metrics.inception import (
     inception_available,
     load_inception,
 )
+from helpers import REPO, randomize_
 
 # Parameters of the 1008-class network without auxiliary head: torchvision's Inception-v3 has
 # 27,161,264 with its auxiliary head (3,326,696) and 1000 classes; 8 more classes add 8 x 2049.
@@ -57,28 +59,6 @@ def expected_keys() -> set[str]:
         keys.add(f"{c}.conv.weight")
         keys.update(f"{c}.bn.{s}" for s in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked"))
     return keys
-
-
-def randomize_(model: nn.Module, seed: int) -> nn.Module:
-    """Seeded weights that keep activations around unit scale through the whole depth.
-
-    (PyTorch's default initialisation shrinks them to ~1e-7 at the pool, which would make a
-    comparison meaningless.)
-    """
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.Conv2d):
-                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * (2 / m.weight[0].numel()) ** 0.5)
-            elif isinstance(m, nn.BatchNorm2d):
-                m.weight.copy_(0.75 + 0.5 * torch.rand(m.weight.shape, generator=g))
-                m.bias.copy_(0.1 * torch.randn(m.bias.shape, generator=g))
-                m.running_mean.copy_(0.1 * torch.randn(m.running_mean.shape, generator=g))
-                m.running_var.copy_(0.75 + 0.5 * torch.rand(m.running_var.shape, generator=g))
-            elif isinstance(m, nn.Linear):
-                m.weight.copy_(torch.randn(m.weight.shape, generator=g) / m.weight.shape[1] ** 0.5)
-                m.bias.copy_(0.01 * torch.randn(m.bias.shape, generator=g))
-    return model
 
 
 def random_images(shape: tuple[int, ...], seed: int) -> torch.Tensor:
@@ -126,16 +106,16 @@ def test_tf32_is_switched_off_only_inside():
         # both on before (matmul TF32 is off by default, which would hide a context that forgot it)
         for f in flags:
             f.allow_tf32 = True
-        with inception._exact_float32(torch.device("cuda")):
+        with exact_float32(torch.device("cuda")):
             assert not torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
         assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
         with pytest.raises(RuntimeError, match="inside"):  # restored when the block fails too
-            with inception._exact_float32(torch.device("cuda")):
+            with exact_float32(torch.device("cuda")):
                 raise RuntimeError("inside")
         assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
         # and a setting of off is kept off
         torch.backends.cudnn.allow_tf32 = False
-        with inception._exact_float32(torch.device("cuda")):
+        with exact_float32(torch.device("cuda")):
             pass
         assert not torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
     finally:
@@ -278,45 +258,29 @@ def test_download_verify_and_load(tmp_path, monkeypatch):
 # parity with the reference implementation
 
 
-def _import_reference():
-    pytest.importorskip("pytorch_fid")
-    try:
-        import pytorch_fid.inception as ref
-    except Exception as e:  # noqa: BLE001 (e.g. a torchvision built for another torch)
-        pytest.skip(f"pytorch_fid.inception does not import: {e}")
-    return ref
+PARITY_SEED = 4  # the seeded weights both networks get
+PARITY_SHAPES = [(2, 1, 28, 28), (2, 3, 32, 32), (2, 3, 64, 48)]
 
 
-def _reference_inception(ref, monkeypatch, state: dict):
-    """pytorch-fid's FID network (pool features) and its underlying Inception (for logits), with ``state``."""
-    built = {}
-    build = ref.fid_inception_v3
-
-    def capture():
-        built["net"] = build()
-        return built["net"]
-
-    monkeypatch.setattr(ref, "load_state_dict_from_url", lambda *a, **k: {k: v.clone() for k, v in state.items()})
-    monkeypatch.setattr(ref, "fid_inception_v3", capture)
-    pool = ref.InceptionV3([3], resize_input=True, normalize_input=True, use_fid_inception=True).eval()
-    return pool, built["net"].eval()
+def parity_images() -> list[torch.Tensor]:
+    """The uint8 images both networks see (tests/metrics/references/record.py imports this)."""
+    return [random_images(shape, seed=10 + i) for i, shape in enumerate(PARITY_SHAPES)]
 
 
 @torch.no_grad()
-def test_parity_with_pytorch_fid(monkeypatch):
-    ref = _import_reference()
-    ours = randomize_(FIDInceptionV3(), seed=4)
-    ref_pool, ref_net = _reference_inception(ref, monkeypatch, ours.state_dict())
-    assert set(ref_net.state_dict()) == set(ours.state_dict())
-    for i, shape in enumerate([(2, 1, 28, 28), (2, 3, 32, 32), (2, 3, 64, 48)]):
-        images = random_images(shape, seed=10 + i)
+def test_parity_with_pytorch_fid():
+    """pytorch-fid's FID Inception-v3 (fid_inception_v3 with its pool features), given our seeded weights, as
+    recorded by tests/metrics/references/record.py: the same state-dict layout, and the same pool features and
+    logits to 1e-5 of their scale, for grayscale and colour images of three sizes."""
+    recorded = np.load(REPO / "tests" / "metrics" / "references" / "inception.npz")
+    ours = randomize_(FIDInceptionV3(), seed=PARITY_SEED)
+    layout = json.loads(str(recorded["layout"]))
+    assert {name: list(value.shape) for name, value in ours.state_dict().items()} == layout
+    for shape, images in zip(PARITY_SHAPES, parity_images()):
+        key = "x".join(map(str, shape))
         features, logits = ours(images)
-        rgb = images.repeat(1, 3, 1, 1) if shape[1] == 1 else images  # the reference reads images as RGB
-        ref_features = ref_pool(rgb.float() / 255)[0].flatten(1)  # its input: float in [0, 1]
-        ref_logits = ref_net.fc(ref_features)
+        ref_features, ref_logits = (torch.from_numpy(recorded[f"{key}/{name}"]) for name in ("features", "logits"))
         scale = ref_features.abs().max().item()
-        diff = (features - ref_features).abs().max().item()
-        print(f"{shape}: feature scale {scale:.4g}, max abs diff {diff:.3g}, "
-              f"logits max abs diff {(logits - ref_logits).abs().max().item():.3g}")
-        assert diff <= 1e-5 * max(scale, 1.0)
-        assert torch.allclose(logits, ref_logits, rtol=0, atol=1e-5 * max(ref_logits.abs().max().item(), 1.0))
+        assert features.shape == ref_features.shape and scale > 0.1  # unit-scale activations, not vanished ones
+        assert (features - ref_features).abs().max().item() <= 1e-5 * max(scale, 1.0), key
+        assert torch.allclose(logits, ref_logits, rtol=0, atol=1e-5 * max(ref_logits.abs().max().item(), 1.0)), key

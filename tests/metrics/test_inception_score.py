@@ -1,13 +1,13 @@
-"""Inception Score from class probabilities: known values and agreement with torchmetrics."""
+"""Inception Score from class probabilities: known values, agreement with torchmetrics and with torch-fidelity
+(recorded by tests/metrics/references/record.py)."""
 from __future__ import annotations
-
-import importlib
 
 import numpy as np
 import pytest
 
 from ganforge.errors import GanforgeError
 from ganforge.metrics.inception_score import inception_score
+from helpers import recorded_reference
 
 
 def reference_is(probs: np.ndarray, splits: int) -> tuple[float, float]:
@@ -84,15 +84,14 @@ def test_agrees_with_torchmetrics():
     assert ours_std * np.sqrt(10 / 9) == pytest.approx(theirs_std, rel=1e-9)
 
 
-def test_agrees_with_torch_fidelity():
-    try:
-        metric_isc = importlib.import_module("torch_fidelity.metric_isc")
-    except Exception as exc:  # noqa: BLE001 - missing, or broken by a torchvision built for another torch
-        pytest.skip(f"torch_fidelity not usable here: {type(exc).__name__}")
-    import torch
+def torch_fidelity_case():
+    """Class probabilities scored by torch-fidelity (tests/metrics/references/record.py imports this)."""
+    return np.random.default_rng(9).dirichlet(np.full(10, 0.3), size=1003)
 
-    probs = np.random.default_rng(9).dirichlet(np.full(10, 0.3), size=1003)
-    theirs = metric_isc.isc_features_to_metric(torch.from_numpy(np.log(probs)), splits=10, shuffle=False)
-    mean, std = inception_score(probs, splits=10)
-    assert mean == pytest.approx(theirs["inception_score_mean"], rel=1e-9)
-    assert std == pytest.approx(theirs["inception_score_std"], rel=1e-6)
+
+def test_agrees_with_torch_fidelity():
+    """torch_fidelity.metric_isc.isc_features_to_metric (10 splits, unshuffled) on the same probabilities, as recorded."""
+    theirs_mean, theirs_std = recorded_reference("inception_score")
+    mean, std = inception_score(torch_fidelity_case(), splits=10)
+    assert mean == pytest.approx(theirs_mean, rel=1e-9)
+    assert std == pytest.approx(theirs_std, rel=1e-6)

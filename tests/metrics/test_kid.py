@@ -1,21 +1,13 @@
-"""Kernel Inception Distance: hand-computed values, unbiasedness, and agreement with torchmetrics."""
+"""Kernel Inception Distance: hand-computed values, unbiasedness, agreement with torchmetrics and with
+torch-fidelity (recorded by tests/metrics/references/record.py)."""
 from __future__ import annotations
-
-import importlib
 
 import numpy as np
 import pytest
 
 from ganforge.errors import GanforgeError
 from ganforge.metrics.kid import kernel_inception_distance, mmd2_unbiased
-
-
-def optional_module(name: str):
-    """Import a reference package or skip; a broken install (e.g. a torchvision built for another torch) skips too."""
-    try:
-        return importlib.import_module(name)
-    except Exception as exc:  # noqa: BLE001 - ImportError, or RuntimeError from mismatched compiled extensions
-        pytest.skip(f"{name} not usable here: {type(exc).__name__}: {exc}")
+from helpers import recorded_reference
 
 
 def reference_mmd2(x: np.ndarray, y: np.ndarray, degree=3, gamma=None, coef0=1.0) -> float:
@@ -151,15 +143,17 @@ def test_agrees_with_torchmetrics_metric_class():
     assert ours_std == pytest.approx(theirs_std, abs=1e-9)
 
 
-def test_agrees_with_torch_fidelity():
-    metric_kid = optional_module("torch_fidelity.metric_kid")
-    import torch
-
+def torch_fidelity_case():
+    """Feature sets compared with torch-fidelity (tests/metrics/references/record.py imports this)."""
     rng = np.random.default_rng(8)
-    real, fake = rng.standard_normal((1200, 64)), rng.standard_normal((1100, 64)) * 1.1 + 0.05
-    theirs = metric_kid.kid_features_to_metric(
-        torch.from_numpy(real), torch.from_numpy(fake), kid_subsets=10, kid_subset_size=1000, rng_seed=2020,
-        verbose=False)
+    return rng.standard_normal((1200, 64)), rng.standard_normal((1100, 64)) * 1.1 + 0.05
+
+
+def test_agrees_with_torch_fidelity():
+    """torch_fidelity.metric_kid.kid_features_to_metric (10 subsets of 1000, seed 2020) on the same features, as
+    recorded."""
+    theirs_mean, theirs_std = recorded_reference("kid")
+    real, fake = torch_fidelity_case()
     mean, std = kernel_inception_distance(real, fake, subsets=10, subset_size=1000, seed=2020)
-    assert mean == pytest.approx(theirs["kernel_inception_distance_mean"], rel=1e-6)
-    assert std == pytest.approx(theirs["kernel_inception_distance_std"], rel=1e-4)
+    assert mean == pytest.approx(theirs_mean, rel=1e-6)
+    assert std == pytest.approx(theirs_std, rel=1e-4)

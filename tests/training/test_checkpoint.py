@@ -225,7 +225,7 @@ def test_save_best_replaces_durably(tmp_path, monkeypatch, exchange):
 # ---------------------------------------------------------------------------- SIGKILL
 
 
-KILLS = 20
+KILLS = 8
 
 
 def _train_child(cfg, run, dataset, conn):
@@ -247,6 +247,9 @@ def test_a_run_killed_at_random_moments_always_resumes(tiny_npz, tmp_path):
     dataset = Trainer(cfg, run, resume=True).dataset
     ctx = multiprocessing.get_context("fork")
     rng = random.Random(1234)
+    # the kills' delays after the child has resumed, stratified over 0-0.5 s: one in each sixteenth of a second,
+    # in random order, so that few kills still land at spread moments of a loop that saves at every step
+    delays = [(k + rng.random()) * 0.5 / KILLS for k in rng.sample(range(KILLS), KILLS)]
     steps, step = [], 1  # the checkpoint step after each kill
     resumed = 0  # kills after which a new process resumed from exactly that step
     for kill in range(KILLS):
@@ -258,7 +261,7 @@ def test_a_run_killed_at_random_moments_always_resumes(tiny_npz, tmp_path):
         started = parent.recv()
         assert started == step, f"kill {kill}: resumed from step {started}, the checkpoint holds step {step}"
         resumed += kill > 0
-        time.sleep(rng.uniform(0.0, 0.5))
+        time.sleep(delays[kill])
         proc.kill()
         proc.join(10)
         assert proc.exitcode == -signal.SIGKILL, f"kill {kill}: the child ended by itself ({proc.exitcode})"

@@ -3,14 +3,13 @@ import json
 import multiprocessing
 import os
 import signal
-import socket
 import time
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from helpers import tiny_config
+from helpers import free_port, tiny_config
 from ganforge.training.checkpoint import latest_checkpoint
 from ganforge.training.data_order import EpochOrder
 from ganforge.training.loop import Trainer
@@ -21,12 +20,6 @@ pytestmark = pytest.mark.skipif("fork" not in multiprocessing.get_all_start_meth
 # (its groups are drawn within each rank's batch): then R ranks with batch B compute what one
 # process with batch R * B computes, up to the order of floating-point sums.
 EXACT = ("model.d_norm=none", "model.g_norm=group", "reg.r1_gamma=1", "reg.r_interval=2", "train.ema_kimg=0.05")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def progress(trainer) -> dict:

@@ -141,7 +141,7 @@ def test_checkpoint_state_is_device_independent_and_keeps_the_resolved_precision
 
     run = tmp_path / "run"
     cfg = tiny_config(tiny_npz, "train.max_steps=2", "train.precision=auto")
-    monkeypatch.setattr(loop, "resolve_precision", lambda name, device: loop.Precision(
+    monkeypatch.setattr(loop, "resolve_precision", lambda name, device, configure=True: loop.Precision(
         "bf16" if name in ("auto", "bf16") else "fp32", device.type))  # this machine: auto -> bf16
     Trainer(cfg, run).run()
     state = load_state(latest_checkpoint(run))
@@ -150,7 +150,7 @@ def test_checkpoint_state_is_device_independent_and_keeps_the_resolved_precision
     assert all(t.device.type == "cpu" for t in tensors)
     assert "noise_rng" not in state and "step_rng" not in state  # no device generator states: seeded per step
 
-    monkeypatch.setattr(loop, "resolve_precision", lambda name, device: loop.Precision(
+    monkeypatch.setattr(loop, "resolve_precision", lambda name, device, configure=True: loop.Precision(
         "fp32" if name in ("auto", "fp32") else "bf16", device.type))  # another machine: auto -> fp32
     resumed = Trainer(tiny_config(tiny_npz, "train.max_steps=3", "train.precision=auto"), run, resume=True)
     assert resumed.precision.name == "bf16" and resumed.opts.precision.name == "bf16"
@@ -194,3 +194,56 @@ def test_periodic_evaluation_logs_and_keeps_best(tiny_npz, tmp_path):
     from ganforge import load_generator
 
     assert load_generator(run / "best").step == best["step"]
+
+
+def test_a_run_holds_its_backend_settings_only_while_it_trains(tiny_npz, tmp_path, monkeypatch):
+    """What a GPU run switches on for the process (TF32, cudnn.benchmark) is the caller's again once it ends;
+    on the CPU the CUDA settings are made to apply so that the flags can be watched."""
+    import torch
+
+    from ganforge.training import loop
+    from ganforge.training.runtime import GPU_TRAINING_SETTINGS, backend_settings, get_backend_settings
+
+    monkeypatch.setattr(loop, "training_settings", lambda device: dict(GPU_TRAINING_SETTINGS))
+    with backend_settings(matmul_allow_tf32=False, cudnn_allow_tf32=False, cudnn_benchmark=False):
+        before = get_backend_settings()
+        trainer = Trainer(tiny_config(tiny_npz, "train.max_steps=2", "train.log_every=1"), tmp_path / "run")
+        assert get_backend_settings() == before  # building a Trainer switches nothing
+        seen = []
+        trainer.run(on_log=lambda record: seen.append(
+            (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32, torch.backends.cudnn.benchmark)))
+        assert seen == [(True, True, True)] * 2  # while training: the run's settings
+        assert get_backend_settings() == before  # after: the caller's again
+        with trainer.backend():  # for a caller that drives train_step itself
+            assert torch.backends.cudnn.benchmark
+        assert get_backend_settings() == before
+
+
+def test_best_json_holds_the_value_ganforge_eval_gives_best(tiny_npz, tmp_path):
+    """best/ is chosen as ganforge eval measures: evaluate_run on RUN/best with best.json's n gives best.json's
+    value exactly, though the run trains in bfloat16 with a seed of its own (eval samples in float32 with its
+    default seed) and its G is a conditional moving average."""
+    from ganforge import evaluate_run
+
+    run = tmp_path / "run"
+    Trainer(tiny_config(tiny_npz, "train.max_steps=4", "train.eval_every=2", "train.eval_n=16", "train.seed=5",
+                        "train.eval_metrics=fd", "train.precision=bf16", "train.ema_kimg=0.05",
+                        "model.conditional=true"), run).run()
+    best = json.loads((run / "best" / "best.json").read_text())
+    results = evaluate_run(run / "best", n=best["n"], metrics="fd", progress=False)
+    assert best["n"] == 16 and results["step"] == best["step"]
+    assert results[best["metric"]] == best["value"]
+
+
+@pytest.mark.parametrize("rank", [0, 1])
+def test_only_rank_0_builds_the_periodic_evaluation(rank, tiny_npz, tmp_path, monkeypatch):
+    """Under torchrun the evaluation (and the domain network it trains into the cache) belongs to rank 0."""
+    from ganforge.training import distributed, loop
+
+    monkeypatch.setattr(loop.distributed, "init", lambda device: (distributed.Ranks(rank, 2, rank), None))
+    monkeypatch.setattr(loop.distributed, "wrap", lambda module, device: module)  # no process group here
+    cache = tmp_path / "cache"
+    trainer = Trainer(tiny_config(tiny_npz, "train.max_steps=2", "train.eval_every=2", "train.eval_n=16",
+                                  f"data.cache_dir={cache}"), tmp_path / "run")
+    assert (trainer.evaluation is not None) == (rank == 0)
+    assert (cache / "features").is_dir() == (rank == 0)

@@ -4,7 +4,7 @@ import copy
 import pytest
 import torch
 
-from ganforge.training.state import stream_seed
+from ganforge.seeds import stream_seed
 from helpers import random_batches as batches, state_weights as weights, tiny_state as make_state
 
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..choices import EXTRACTORS
+from ..metrics.run_eval import DEFAULT_SEED
 from ..errors import GanforgeError
 
 
@@ -16,8 +18,11 @@ def add_parser(sub) -> None:
                    help="comma list of fd, kid, is, pr, dc (density/coverage), modes, memorisation "
                         "(default: fd,kid,pr,dc, plus modes with labels and memorisation with a held-out --real)")
     p.add_argument("--n", type=int, default=10000, help="generated images, and at most this many real ones")
-    p.add_argument("--extractor", default="auto", choices=["auto", "inception", "domain"])
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--extractor", default="auto", choices=EXTRACTORS)
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="noise of the samples and the reference subset "
+                   f"(default {DEFAULT_SEED}, as periodic evaluation during training)")
+    p.add_argument("--device", default="auto", help="where the generator and the feature networks run: auto, cpu, "
+                   "cuda or cuda:N")
     p.add_argument("--json", metavar="FILE", help="also write the results here (runs: RUN/eval/step-N.json by default)")
     p.add_argument("--cache-dir", help="cache for weights, domain networks and reference features")
     p.add_argument("--no-ema", action="store_true", help="evaluate G's last weights, not their moving average")
@@ -26,13 +31,15 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..devices import resolve_device
     from ..metrics.run_eval import evaluate_run, format_results, save_results
 
     if args.n <= 1:
         raise GanforgeError("--n must be at least 2")
     results = evaluate_run(
         args.target, args.real, train=args.train, n=args.n, metrics=args.metrics, extractor=args.extractor,
-        seed=args.seed, cache_dir=args.cache_dir, ema=not args.no_ema, progress=not args.no_progress,
+        seed=args.seed, cache_dir=args.cache_dir, ema=not args.no_ema, device=resolve_device(args.device),
+        progress=not args.no_progress,
     )
     print(format_results(results))
     out = save_results(results, args.json)

@@ -4,7 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..config import COMPILE_MODES, PRECISIONS, parse_override
+from ..choices import COMPILE_MODES, FIT_CHOICES, OPTIMIZERS, PRECISIONS
+from ..config import parse_override
 from ..errors import ConfigError
 
 # flag -> config key; each flag is a shortcut for --set KEY=VALUE
@@ -72,10 +73,10 @@ def add_model_options(p) -> None:
                    "g_optim, d_optim, train, monitor)")
     p.add_argument("--resolution", type=int, help="training size (power of two, 16-256; default from the data)")
     p.add_argument("--channels", type=int, help="convert images to this many channels (1-4)")
-    p.add_argument("--fit", choices=["auto", "pad", "crop", "resize"], help="how images are brought to the training size")
+    p.add_argument("--fit", choices=FIT_CHOICES, help="how images are brought to the training size")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--d-steps", type=int, help="D updates per G update")
-    p.add_argument("--optimizer", choices=["adam", "sgd"], help="optimiser for both networks")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, help="optimiser for both networks")
     p.add_argument("--lr", type=float, help="learning rate for both networks")
     p.add_argument("--loss", metavar="NAME", help="adversarial loss for D and G: minimax (default), wasserstein, "
                    "hinge, least_squares or relativistic")

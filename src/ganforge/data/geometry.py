@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 
-FIT_MODES = ("pad", "crop", "resize")
+from ..choices import FIT_MODES
 
 # Resize at most this many pixel values at once.
 _CHUNK_ELEMENTS = 64 * 1024 * 1024

@@ -38,9 +38,9 @@ from collections import Counter, defaultdict
 import numpy as np
 import torch
 
+from ganforge.choices import FIT_CHOICES
 from ganforge.data.geometry import fit_images, smallest_power_of_two
 
-FIT_CHOICES = ("auto", "pad", "crop", "resize")
 AUTO_RESOLUTION_RANGE = (16, 64)  # the auto resolution is clamped to this range
 
 _BATCH_IMAGES = 256  # decoded images of one size resized together

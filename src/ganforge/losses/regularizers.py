@@ -1,6 +1,7 @@
 """Regularisers for D (and helpers for clipping and monitoring)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -39,6 +40,57 @@ def gradient_penalty(D: Callable[[torch.Tensor], torch.Tensor], real: torch.Tens
     logits = D(view(x_hat) if view is not None else x_hat)
     norms = _input_grad_sq_norm(logits, x_hat).add(1e-12).sqrt()
     return (norms - 1).pow(2).mean()
+
+
+@dataclass
+class PenaltyInputs:
+    """What a D penalty may read, from one D update (see :data:`D_PENALTIES`)."""
+
+    reg: object  # the RegularizerConfig
+    real: torch.Tensor  # (N, C, R, R) float32; requires_grad when a penalty takes its input gradient
+    fake: torch.Tensor
+    real_logits: torch.Tensor  # (N,) D's logits of real and fake, as its loss saw them
+    fake_logits: torch.Tensor
+    D: Callable[[torch.Tensor], torch.Tensor]  # images -> logits (with the batch's labels bound)
+    view: Callable[[torch.Tensor], torch.Tensor]  # images -> what D sees (instance noise, augmentation)
+    rng: torch.Generator | None
+
+
+@dataclass(frozen=True)
+class DPenalty:
+    """A penalty added to D's loss: ``applies(reg, step)`` says whether D update number ``step`` adds it,
+    ``value(inputs)`` is its weighted value. ``input_grad`` names the batch ("real" or "fake") whose D pass
+    it differentiates: that pass then runs in float32 with the images requiring a gradient. Every penalty
+    takes an input gradient with ``create_graph`` (a double backward)."""
+
+    applies: Callable[[object, int], bool]
+    value: Callable[[PenaltyInputs], torch.Tensor]
+    input_grad: str | None = None
+
+
+def _lazy(gamma: str) -> Callable[[object, int], bool]:
+    """On every ``reg.r_interval``-th D update while ``reg.<gamma>`` is on (lazy regularisation)."""
+    return lambda reg, step: getattr(reg, gamma) > 0 and step % reg.r_interval == 0
+
+
+def _gp_value(p: PenaltyInputs) -> torch.Tensor:
+    with torch.autocast(p.real.device.type, enabled=False):  # its own passes, in float32
+        return p.reg.gp_weight * gradient_penalty(p.D, p.real.detach(), p.fake.detach(), p.rng, view=p.view)
+
+
+# D's penalties by name, added to its loss in this order. The lazy ones are scaled up by their interval.
+D_PENALTIES: dict[str, DPenalty] = {
+    "r1": DPenalty(_lazy("r1_gamma"), input_grad="real", value=lambda p: (
+        p.reg.r1_gamma / 2 * p.reg.r_interval * r1_penalty(p.real_logits, p.real).mean())),
+    "r2": DPenalty(_lazy("r2_gamma"), input_grad="fake", value=lambda p: (
+        p.reg.r2_gamma / 2 * p.reg.r_interval * r2_penalty(p.fake_logits, p.fake).mean())),
+    "gp": DPenalty(lambda reg, step: reg.gp_weight > 0, _gp_value),
+}
+
+
+def active_penalties(reg, step: int) -> list[DPenalty]:
+    """The penalties D update number ``step`` adds, in :data:`D_PENALTIES` order."""
+    return [penalty for penalty in D_PENALTIES.values() if penalty.applies(reg, step)]
 
 
 @torch.no_grad()

@@ -28,6 +28,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..cache import cache_root
+from ..devices import exact_float32
 from ..pixels import from_uint8
 
 INPUT_SIZE = 32
@@ -158,12 +159,15 @@ def _bf16() -> bool:
 
 @torch.no_grad()
 def extract(net: DomainNet, images: torch.Tensor, batch_size: int = 500, progress: bool = False):
-    """uint8 (N, C, H, W) -> (features (N, 128) float32, class probabilities (N, classes) or None)."""
+    """uint8 (N, C, H, W) -> (features (N, 128) float32, class probabilities (N, classes) or None), computed in
+    exact float32 on the network's device (and returned there)."""
     feats, probs = [], []
     net.eval()
-    with tqdm(total=len(images), desc="domain features", unit="img", disable=not progress) as bar:
+    device = next(net.parameters()).device
+    with tqdm(total=len(images), desc="domain features", unit="img", disable=not progress) as bar, \
+            exact_float32(device):
         for chunk in images.split(batch_size):
-            f = net.features(prepare(chunk))
+            f = net.features(prepare(chunk.to(device)))
             feats.append(f)
             if net.is_classifier:
                 probs.append(torch.softmax(net.head(f), dim=1))

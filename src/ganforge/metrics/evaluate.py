@@ -17,6 +17,7 @@ import torch
 from ..errors import GanforgeError
 from .features import Extractor, Features, cached_features, make_extractor
 from .frechet import GaussianStats, frechet_distance
+from .names import ALIASES, METRIC_NAMES, parse_metrics  # noqa: F401 (ALIASES: imported from here too)
 
 
 @dataclass
@@ -109,30 +110,8 @@ def metric_memorisation(sets: EvalSets) -> dict:
     return {f"memorisation_{k}": v for k, v in out.items()}
 
 
-METRICS: dict[str, Callable[[EvalSets], dict]] = {
-    "fd": metric_fd,
-    "kid": metric_kid,
-    "is": metric_is,
-    "pr": metric_pr,
-    "dc": metric_dc,
-    "modes": metric_modes,
-    "memorisation": metric_memorisation,
-}
-ALIASES = {"fid": "fd", "coverage": "dc", "density": "dc", "precision": "pr", "recall": "pr",
-           "classes": "modes", "memorization": "memorisation", "inception_score": "is"}
-
-
-def parse_metrics(text: str | list[str]) -> list[str]:
-    names = text.split(",") if isinstance(text, str) else list(text)
-    out = []
-    for raw in names:
-        name = ALIASES.get(raw.strip().lower(), raw.strip().lower())
-        if name not in METRICS:
-            choices = ", ".join(list(METRICS) + list(ALIASES))
-            raise GanforgeError(f"unknown metric {raw!r}; choose from {choices}")
-        if name not in out:
-            out.append(name)
-    return out
+# name -> metric_<name>, for every name of names.METRIC_NAMES
+METRICS: dict[str, Callable[[EvalSets], dict]] = {name: globals()[f"metric_{name}"] for name in METRIC_NAMES}
 
 
 class Evaluator:
@@ -147,19 +126,20 @@ class Evaluator:
         extractor: str = "auto",
         cache_dir: str | os.PathLike | None = None,
         progress: bool = True,
+        device: str | torch.device = "cpu",  # where the feature networks run (the images may be anywhere)
     ):
         self.cache_dir, self.progress = cache_dir, progress
         self.real_shape = tuple(real.shape[1:])  # (C, H, W) that generated images must match
         # The domain network is trained on the training images when given, else on the reference.
         base, base_labels = (train, train_labels) if train is not None else (real, real_labels)
-        self.extractor = make_extractor(extractor, base, base_labels, cache_dir, progress)
+        self.extractor = make_extractor(extractor, base, base_labels, cache_dir, progress, device)
         self.real = cached_features(self.extractor, real, cache_dir, progress)
         self._train_images, self._train = train, None  # features extracted when memorisation first asks
         self.real_labels = real_labels.numpy() if real_labels is not None else None
         self.classifier_extractor = self.real_classifier = None
         if self.extractor.name != "domain" and base_labels is not None:
             # Class coverage reads the domain classifier; its view of the reference gives its confusion matrix.
-            self.classifier_extractor = make_extractor("domain", base, base_labels, cache_dir, progress)
+            self.classifier_extractor = make_extractor("domain", base, base_labels, cache_dir, progress, device)
             if real_labels is not None:
                 self.real_classifier = cached_features(self.classifier_extractor, real, cache_dir, progress)
 

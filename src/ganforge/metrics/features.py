@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from ..cache import cache_root
 from ..errors import GanforgeError
 
-EXTRACTORS = ("auto", "inception", "domain")
+from ..choices import EXTRACTORS
 
 
 @dataclass
@@ -41,14 +41,14 @@ class Extractor:
 
     @torch.no_grad()
     def __call__(self, images: torch.Tensor, progress: bool = False) -> Features:
-        """uint8 (N, C, H, W) -> Features."""
+        """uint8 (N, C, H, W) on any device -> Features (on the host; ``fn`` runs where its network is)."""
         feats, probs = [], []
         with tqdm(total=len(images), desc=f"{self.name} features", unit="img", disable=not progress) as bar:
             for chunk in images.split(self.batch_size):
                 f, p = self.fn(chunk)
-                feats.append(f.float().numpy())
+                feats.append(f.float().cpu().numpy())
                 if p is not None:
-                    probs.append(p.float().numpy())
+                    probs.append(p.float().cpu().numpy())
                 bar.update(len(chunk))
         return Features(np.concatenate(feats), np.concatenate(probs) if probs else None)
 
@@ -65,9 +65,14 @@ def make_extractor(
     labels: torch.Tensor | None,
     cache_dir: str | os.PathLike | None = None,
     progress: bool = True,
+    device: str | torch.device = "cpu",
 ) -> Extractor:
     """``auto``: Inception for colour images when its weights are on disk; the domain network for
-    grayscale images (where ImageNet features fit poorly) or when the weights are absent."""
+    grayscale images (where ImageNet features fit poorly) or when the weights are absent.
+
+    The network extracts on ``device`` (batches are moved there), in exact float32 on any device. The
+    domain network is trained on the CPU, so its cached weights do not depend on where it was first needed.
+    """
     if name not in EXTRACTORS:
         raise GanforgeError(f"unknown feature extractor {name!r}; choose one of {', '.join(EXTRACTORS)}")
     if name == "auto":
@@ -78,10 +83,10 @@ def make_extractor(
     if name == "inception":
         from .inception import load_inception
 
-        net = load_inception(cache_dir=cache_dir, progress=progress).eval()
+        net = load_inception(cache_dir=cache_dir, progress=progress).eval().to(device)
 
         def run_inception(batch: torch.Tensor):
-            feats, logits = net(_rgb_or_gray(batch))
+            feats, logits = net(_rgb_or_gray(batch.to(device)))
             return feats, torch.softmax(logits, dim=1)  # over the network's 1008 outputs, as the IS protocol does
 
         return Extractor("inception", "inception-2015-12-05", run_inception, batch_size=100)
@@ -89,6 +94,7 @@ def make_extractor(
     from .domain import extract, load_or_train
 
     net, key = load_or_train(reference, labels, cache_dir=cache_dir, progress=progress)
+    net = net.to(device)
     return Extractor("domain", f"domain-{key}", lambda batch: extract(net, batch))
 
 

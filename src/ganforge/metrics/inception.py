@@ -23,7 +23,6 @@ internet, place the file there by hand; the error message names the URL and the 
 """
 from __future__ import annotations
 
-import contextlib
 import os
 import pickle
 import zipfile
@@ -34,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..cache import DownloadError, cache_root, download, sha256_of
+from ..devices import exact_float32
 from ..errors import GanforgeError
 
 INCEPTION_WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
@@ -258,7 +258,7 @@ class FIDInceptionV3(nn.Module):
             raise TypeError(f"FIDInceptionV3 takes uint8 images, got {images.dtype}")
         if images.ndim != 4 or images.shape[1] not in (1, 3):
             raise ValueError(f"expected images of shape (N, 1 or 3, H, W), got {tuple(images.shape)}")
-        with _exact_float32(images.device):
+        with exact_float32(images.device):
             x = images.to(torch.float32) / 255  # N x C x H x W in [0, 1]
             if x.shape[1] == 1:
                 x = x.repeat(1, 3, 1, 1)  # gray -> RGB
@@ -267,28 +267,6 @@ class FIDInceptionV3(nn.Module):
             features = self.features(x)
             logits = self.fc(features)  # N x 1008
         return features, logits
-
-
-@contextlib.contextmanager
-def _exact_float32(device: torch.device):
-    """No autocast and, on CUDA, no TF32 convolutions or matmuls while inside."""
-    with torch.autocast(device_type=device.type, enabled=False):
-        if device.type != "cuda":
-            yield
-            return
-        flags = [torch.backends.cudnn, torch.backends.cuda.matmul]
-        try:
-            saved = [f.allow_tf32 for f in flags]
-        except RuntimeError:  # precision set through a newer API in a mixed way: leave it alone
-            yield
-            return
-        try:
-            for f in flags:
-                f.allow_tf32 = False
-            yield
-        finally:
-            for f, value in zip(flags, saved, strict=True):
-                f.allow_tf32 = value
 
 
 # ---------------------------------------------------------------------------

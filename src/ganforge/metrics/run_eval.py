@@ -20,12 +20,16 @@ from pathlib import Path
 from ..errors import GanforgeError
 
 DEFAULT_METRICS = ["fd", "kid", "pr", "dc"]  # plus modes with labels, memorisation with held-out real images
+DEFAULT_SEED = 0  # the samples' noise and the reference subset (periodic evaluation during training uses it too)
 
 
 def run_folder(target: str | os.PathLike) -> Path | None:
-    """The run folder of a run or checkpoint path, or None for a set of images."""
+    """The run folder of a run, one of its checkpoints or its best weights (RUN/best); None for a set of images."""
     target = Path(target)
-    for folder in (target, target.parent.parent):
+    candidates = [target, target.parent.parent]
+    if (target / "generator.safetensors").is_file():  # a generator folder directly in the run: RUN/best
+        candidates.insert(1, target.parent)
+    for folder in candidates:
         if (folder / "config.json").is_file() and (folder / "checkpoints").is_dir():
             return folder
     return None
@@ -39,7 +43,7 @@ def evaluate_run(
     n: int = 10000,
     metrics: str | list[str] | None = None,
     extractor: str = "auto",
-    seed: int = 0,
+    seed: int = DEFAULT_SEED,
     cache_dir: str | os.PathLike | None = None,
     ema: bool = True,
     device: str = "cpu",
@@ -48,8 +52,9 @@ def evaluate_run(
 ) -> dict:
     """Quality, diversity and memorisation of a run's samples, or of generated images, against real images.
 
-    ``target``: a run folder or checkpoint folder (``n`` samples of its generator, drawn with
-    ``seed``; its moving-average weights unless ``ema=False``), or a folder/zip/npz of generated
+    ``target``: a run folder, checkpoint folder or a run's ``best`` folder (``n`` samples of its
+    generator, drawn with ``seed`` in float32; its moving-average weights unless ``ema=False``; on
+    ``device``, where the feature networks run too), or a folder/zip/npz of generated
     images (a seeded subset of ``n``). ``real``: the reference images (default: the run's
     training data, at most ``n`` of them). ``train``: the training images (default: the run's
     data), compared for memorisation when ``real`` is a held-out set. ``metrics``: comma list or
@@ -114,7 +119,7 @@ def evaluate_run(
         real_images, real_labels,
         train=train_set[0] if train_set is not None else None,
         train_labels=train_set[1] if train_set is not None else None,
-        extractor=extractor, cache_dir=cache_dir, progress=progress,
+        extractor=extractor, cache_dir=cache_dir, progress=progress, device=device,
     )
     results = evaluator(fake, metrics)
     if fake_labels is not None and real_labels is not None:

@@ -12,10 +12,9 @@ import torch
 from torch import nn
 
 from ..imageio import save_grid
-from ..labels import balanced_labels, class_grid
+from ..labels import class_grid
 from ..pixels import to_uint8
 from .runtime import Precision
-from .steps import call
 
 
 class SampleGrid:
@@ -56,45 +55,45 @@ class SampleGrid:
 class PeriodicEvaluation:
     """Metrics of ``eval_n`` samples against (up to ``eval_n``) training images, and the best weights so far.
 
-    The reference features are computed once, before training; the samples come from a fixed seed,
-    with balanced classes for a conditional G.
+    It measures what ``ganforge eval RUN/best --n eval_n`` measures for the same weights, so that best.json's
+    value is the number that command prints: the reference is the same seeded subset of the training images,
+    the samples the same noise and classes (``TrainedGenerator.sample`` with the eval seed, balanced classes
+    for a conditional G), drawn in float32 whatever the training precision. The reference features are
+    computed once, before training; the feature network runs on ``device`` (the training device).
     """
 
-    def __init__(self, dataset, metrics: str, eval_n: int, seed: int, extractor: str, cache_dir, progress: bool,
-                 num_classes: int = 0):
+    def __init__(self, dataset, metrics: str, eval_n: int, extractor: str, cache_dir, progress: bool,
+                 num_classes: int = 0, device: torch.device | str = "cpu", seed: int | None = None):
         from ..metrics.evaluate import Evaluator, parse_metrics
+        from ..metrics.images import seeded_subset
+        from ..metrics.run_eval import DEFAULT_SEED
 
         self.metrics = parse_metrics(metrics)
-        self.eval_n, self.seed, self.num_classes = eval_n, seed, num_classes
-        self.restore = dataset.geometry.restore
-        images, labels = dataset.images, dataset.labels
-        if len(images) > eval_n:
-            keep = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:eval_n].sort().values
-            images, labels = images[keep], (labels[keep] if labels is not None else None)
-        self.evaluator = Evaluator(self.restore(images), labels, extractor=extractor, cache_dir=cache_dir,
-                                   progress=progress)
-        self.best: dict[str, Any] | None = None  # {"metric", "value", "step"} of the best evaluation so far
+        self.eval_n, self.num_classes = eval_n, num_classes
+        self.seed = DEFAULT_SEED if seed is None else seed
+        self.geometry = dataset.geometry
+        images, labels = seeded_subset(dataset.images, dataset.labels, eval_n, self.seed)
+        self.evaluator = Evaluator(self.geometry.restore(images), labels, extractor=extractor, cache_dir=cache_dir,
+                                   progress=progress, device=device)
+        self.best: dict[str, Any] | None = None  # {"metric", "value", "step", "n", "seed"} of the best evaluation
 
     @torch.no_grad()
-    def __call__(self, G: nn.Module, z_dim: int, precision: Precision, step: int) -> tuple[dict, bool]:
+    def __call__(self, G: nn.Module, z_dim: int, step: int) -> tuple[dict, bool]:
         """(results, whether they are the best so far)."""
         from ..metrics.evaluate import primary_value
+        from ..sampling import TrainedGenerator
 
-        device = next(G.parameters()).device
+        gen = TrainedGenerator(G=G, arch="", geometry=self.geometry, class_names=[], step=step, z_dim=z_dim,
+                               num_classes=self.num_classes)
         was_training = G.training
-        G.eval()
-        z = torch.randn(self.eval_n, z_dim, generator=torch.Generator().manual_seed(self.seed + 2))
-        labels = balanced_labels(self.eval_n, self.num_classes) if self.num_classes else None
-        with precision.autocast():
-            fake = torch.cat([
-                to_uint8(call(G, z[i:i + 500].to(device),
-                              labels[i:i + 500].to(device) if labels is not None else None).float().cpu())
-                for i in range(0, self.eval_n, 500)])
-        G.train(was_training)
+        try:
+            fake = gen.sample(self.eval_n, seed=self.seed)  # uint8 at the data's size, as ganforge eval samples
+        finally:
+            G.train(was_training)
         self.evaluator.progress = False
-        results = self.evaluator(self.restore(fake), self.metrics)
+        results = self.evaluator(fake, self.metrics)
         key, value, higher = primary_value(self.metrics[0], results)
         improved = self.best is None or (value > self.best["value"] if higher else value < self.best["value"])
         if improved:
-            self.best = {"metric": key, "value": value, "step": step}
+            self.best = {"metric": key, "value": value, "step": step, "n": self.eval_n, "seed": self.seed}
         return results, improved

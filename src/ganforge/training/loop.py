@@ -30,7 +30,7 @@ from .health import HealthGuard
 from .logging import RunLogger
 from .prepare import check_saved_config, count_classes, data_fingerprint, fit_batch_to_data
 from .run_checkpoints import RunCheckpoints, network_meta
-from .runtime import Precision, resolve_device, resolve_precision
+from .runtime import Precision, backend_settings, resolve_device, resolve_precision, training_settings
 from .state import TrainState
 from .stopping import StopRules
 
@@ -60,7 +60,8 @@ class Trainer:
             extension.check_launch(self.ranks.world_size)
             requested = extension.precision(requested)
         self.device = rank_device or resolve_device(t.device)
-        self.precision = resolve_precision(requested, self.device)
+        # (the process-wide TF32/cuDNN settings a GPU run wants are set only while it trains: see backend())
+        self.precision = resolve_precision(requested, self.device, configure=False)
 
         data = dataset or load_dataset(
             cfg.data.source, resolution=cfg.data.resolution, channels=cfg.data.channels, fit=cfg.data.fit,
@@ -104,9 +105,10 @@ class Trainer:
 
         # The callbacks around the steps, each with its own state.
         self.grid = SampleGrid(t.grid_size, self.state.G.z_dim, t.seed + 1, self.num_classes, self.device)
+        # rank 0 alone evaluates (and trains the domain network, once, into the cache), on the training device
         self.evaluation = PeriodicEvaluation(
-            self._evaluation_data(data), t.eval_metrics, t.eval_n, t.seed, t.eval_extractor, cfg.data.cache_dir, t.progress,
-            self.num_classes) if t.eval_every else None
+            self._evaluation_data(data), t.eval_metrics, t.eval_n, t.eval_extractor, cfg.data.cache_dir, t.progress,
+            self.num_classes, self.device) if t.eval_every and self.ranks.is_main else None
         self.best: dict[str, Any] | None = None  # {"metric", "value", "step"} of the best evaluation so far
         probe = torch.randperm(len(data), generator=torch.Generator().manual_seed(t.seed))[: max(t.grid_size, 2)]
         # an extension may forbid reading real images here (privacy): the monitor then reads G alone, unscaled
@@ -171,6 +173,12 @@ class Trainer:
         recomputed for its weights in float32, see :mod:`ganforge.training.ema`), else G itself."""
         return self.state.sampling_generator
 
+    def backend(self):
+        """A context in which the process-wide torch settings this run wants hold (on CUDA: TF32 matrix maths
+        and cuDNN's autotuner, GPU_TRAINING_SETTINGS), restored to the caller's on exit. :meth:`run` trains
+        inside it; a caller that drives :meth:`train_step` itself may enter it too."""
+        return backend_settings(**training_settings(self.device))
+
     def total_steps(self) -> int | None:
         """G steps at which the step or epoch limit is reached (None when only time limits)."""
         return self.stops.total
@@ -191,7 +199,12 @@ class Trainer:
     # ------------------------------------------------------------------ run
 
     def run(self, on_log: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
-        """Train until a limit is reached or Ctrl-C; returns a summary."""
+        """Train until a limit is reached or Ctrl-C; returns a summary. The process-wide torch settings the
+        run wants (:meth:`backend`) hold only while it runs."""
+        with self.backend():
+            return self._run(on_log)
+
+    def _run(self, on_log) -> dict[str, Any]:
         t = self.cfg.train
         main = self.ranks.is_main  # only rank 0 writes
         if main:
@@ -305,7 +318,7 @@ class Trainer:
     def evaluate(self) -> dict[str, Any]:
         """Metrics of eval_n samples of the sampling generator against the training data; keeps the best G."""
         self.evaluation.best = self.best
-        results, improved = self.evaluation(self.sampling_generator, self.state.G.z_dim, self.precision, self.step)
+        results, improved = self.evaluation(self.sampling_generator, self.state.G.z_dim, self.step)
         self.best = self.evaluation.best
         if improved:
             self.checkpoints.save_best(self.sampling_generator, self.best)
@@ -318,7 +331,7 @@ class Trainer:
 
     def _meta(self, fmt: str) -> dict[str, Any]:
         """The JSON beside each saved network: enough to rebuild and sample it."""
-        # the data's class proportions, for sampling with --classes data (an extension may replace them)
+        # the data's class proportions, for sampling with --class-mix data (an extension may replace them)
         counts = self.class_counts
         for extension in self.extensions:
             counts = extension.class_counts(counts)
@@ -342,7 +355,7 @@ class Trainer:
         self.stops.start_at(self.state.step, self.state.real_batches)  # the epoch limit from the data position
         saved_precision = saved.get("precision")
         if self.cfg.train.precision == "auto" and saved_precision and saved_precision != self.precision.name:
-            self._set_precision(resolve_precision(saved_precision, self.device))
+            self._set_precision(resolve_precision(saved_precision, self.device, configure=False))
             self.notices.append(f"keeping the run's precision {saved_precision} (auto would pick another here; "
                                 "set train.precision to change it)")
         for extension in self.extensions:

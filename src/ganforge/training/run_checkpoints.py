@@ -31,7 +31,7 @@ def network_meta(fmt: str, arch: str, model_cfg, geometry, class_names, class_co
         "model": model_cfg.to_dict(),
         "geometry": geometry.to_dict(),
         "class_names": list(class_names),
-        "class_counts": class_counts,  # images per class, for sampling with --classes data
+        "class_counts": class_counts,  # images per class, for sampling with --class-mix data
         "step": step,
         "ganforge_version": __version__,
         **(extra or {}),

@@ -21,7 +21,7 @@ from ..errors import ConfigError
 
 __all__ = [
     "NATIVE_BF16_FLAGS", "cpu_flags", "cpu_has_native_bf16", "cpu_name", "native_bf16_flags", "resolve_device",
-    "Precision", "GPU_TRAINING_SETTINGS", "get_backend_settings", "set_backend_settings", "backend_settings",
+    "Precision", "GPU_TRAINING_SETTINGS", "training_settings", "get_backend_settings", "set_backend_settings", "backend_settings",
     "resolve_precision",
 ]
 
@@ -42,6 +42,11 @@ class Precision:
 # What a CUDA training run sets for itself (process-wide torch settings): TF32 matrix maths and
 # cuDNN's autotuner. ``backend_settings()`` saves and restores them around code that must not leak them.
 GPU_TRAINING_SETTINGS = {"matmul_allow_tf32": True, "cudnn_allow_tf32": True, "cudnn_benchmark": True}
+
+
+def training_settings(device: torch.device) -> dict[str, object]:
+    """The process-wide settings a training run on ``device`` wants: GPU_TRAINING_SETTINGS on CUDA, none elsewhere."""
+    return dict(GPU_TRAINING_SETTINGS) if device.type == "cuda" else {}
 
 
 def get_backend_settings() -> dict[str, object]:
@@ -89,14 +94,14 @@ def resolve_precision(name: str, device: torch.device, configure: bool = True) -
     """``auto``: bf16 on a CPU with native bfloat16; fp32 elsewhere (with TF32 matmuls on GPUs).
 
     On GPUs at DCGAN sizes TF32 measured faster than bf16, so fp32+TF32 is the GPU default.
-    With ``configure`` (what a training run wants) a CUDA device also switches on TF32 and
-    cudnn.benchmark for the whole process (GPU_TRAINING_SETTINGS); ``configure=False`` only
-    resolves the name. Wrap in :func:`backend_settings` to undo the switch after a run.
+    With ``configure`` a CUDA device also switches on TF32 and cudnn.benchmark for the rest of
+    the process (GPU_TRAINING_SETTINGS); ``configure=False`` only resolves the name. A Trainer
+    resolves without configuring and holds the settings only while it runs (Trainer.backend).
     """
     if name == "auto":
         name = "bf16" if device.type == "cpu" and cpu_has_native_bf16() else "fp32"
     if name == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise ConfigError("this GPU does not support bfloat16; use --precision fp32")
-    if configure and device.type == "cuda":
-        set_backend_settings(GPU_TRAINING_SETTINGS)
+    if configure:
+        set_backend_settings(training_settings(device))
     return Precision(name, device.type)

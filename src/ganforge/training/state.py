@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -26,18 +25,13 @@ from torch import nn
 from ..errors import ConfigError
 from ..losses.regularizers import paired_halves
 from ..runs import GENERATOR_EMA
+from ..seeds import stream_seed  # noqa: F401 (also imported from here by ganforge.privacy)
 from .ema import EMA
 from .schedule import Schedule
 from .steps import StepOptions, call, d_step, g_step, needs_double_backward, path_length_step
 
 ADA_INTERVAL = 4  # steps between adjustments of the adaptive augmentation probability
 Batch = tuple[torch.Tensor, "torch.Tensor | None"]  # images (B, C, R, R) in [-1, 1], labels (B,) int64 or None
-
-
-def stream_seed(seed: int, step: int, stream: int) -> int:
-    """A 63-bit seed for random stream ``stream`` of step ``step`` of a run seeded ``seed``."""
-    digest = hashlib.blake2b(f"{seed}:{step}:{stream}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") >> 1
 
 
 def _lazy(cfg, interval: int, adjust: bool):

@@ -22,8 +22,8 @@ from torch import nn
 from ..config import RegularizerConfig
 from ..losses import d_loss, g_loss
 from ..losses.adversarial import G_NEEDS_REAL, decision_margin
-from ..losses.regularizers import (clip_weights_, grad_norm, gradient_penalty, instance_noise, mode_seeking_loss,
-                                   r1_penalty, r2_penalty)
+from ..losses.regularizers import (PenaltyInputs, active_penalties, clip_weights_, grad_norm, instance_noise,
+                                   mode_seeking_loss)
 from .augment import AdaptiveAugment, DiffAugment
 from .runtime import Precision
 
@@ -70,16 +70,11 @@ def _float32(device_type: str):
     return torch.autocast(device_type, enabled=False)
 
 
-def lazy_penalties(reg: RegularizerConfig, step: int) -> tuple[bool, bool]:
-    """Whether D update number ``step`` applies R1 and R2: every ``r_interval`` updates when their gamma is on."""
-    lazy = step % reg.r_interval == 0
-    return reg.r1_gamma > 0 and lazy, reg.r2_gamma > 0 and lazy
-
-
 def needs_double_backward(reg: RegularizerConfig, step: int) -> bool:
-    """Whether D update number ``step`` takes an input gradient with ``create_graph`` (R1 or R2 on their
-    lazy steps, WGAN-GP always), which compiled graphs cannot differentiate again."""
-    return any(lazy_penalties(reg, step)) or reg.gp_weight > 0
+    """Whether D update number ``step`` takes an input gradient with ``create_graph`` (any penalty of
+    ``losses.regularizers.D_PENALTIES`` it applies: R1 or R2 on their lazy steps, WGAN-GP always), which
+    compiled graphs cannot differentiate again."""
+    return bool(active_penalties(reg, step))
 
 
 def d_step(
@@ -101,29 +96,25 @@ def d_step(
     double backward through a bfloat16 graph would carry only 8 mantissa bits.
     """
     reg = opts.reg
-    use_r1, use_r2 = lazy_penalties(reg, step)
+    penalties = active_penalties(reg, step)  # chosen from the registry, losses.regularizers.D_PENALTIES
+    grad_real, grad_fake = (any(p.input_grad == batch for p in penalties) for batch in ("real", "fake"))
     device_type = real.device.type
-    real = real.detach().float().requires_grad_(use_r1)  # (N, C, R, R) float32
-    fake = fake.detach().float().requires_grad_(use_r2)
+    real = real.detach().float().requires_grad_(grad_real)  # (N, C, R, R) float32
+    fake = fake.detach().float().requires_grad_(grad_fake)
     real_view, fake_view = _d_inputs(real, opts), _d_inputs(fake, opts)
-    with _float32(device_type) if use_r1 else opts.precision.autocast():
+    with _float32(device_type) if grad_real else opts.precision.autocast():
         if classifies(opts, labels):
             real_logits, real_classes = D(real_view, labels, classes=True)  # (N,), (N, K)
         else:
             real_logits, real_classes = call(D, real_view, labels), None  # (N,)
-    with _float32(device_type) if use_r2 else opts.precision.autocast():
+    with _float32(device_type) if grad_fake else opts.precision.autocast():
         fake_logits = call(D, fake_view, labels if fake_labels is None else fake_labels)  # (N,)
     loss = d_loss(opts.d_loss, real_logits, fake_logits, label_smoothing=reg.label_smoothing)
     penalty = torch.zeros((), device=real.device)
-    if use_r1:  # lazy: every r_interval steps, scaled up by the interval
-        penalty = penalty + reg.r1_gamma / 2 * reg.r_interval * r1_penalty(real_logits, real).mean()
-    if use_r2:
-        penalty = penalty + reg.r2_gamma / 2 * reg.r_interval * r2_penalty(fake_logits, fake).mean()
-    if reg.gp_weight > 0:
-        with _float32(device_type):
-            penalty = penalty + reg.gp_weight * gradient_penalty(
-                lambda x: call(D, x, labels), real.detach(), fake.detach(), opts.rng,
-                view=lambda x: _d_inputs(x, opts))
+    inputs = PenaltyInputs(reg, real, fake, real_logits, fake_logits, D=lambda x: call(D, x, labels),
+                           view=lambda x: _d_inputs(x, opts), rng=opts.rng)
+    for term in penalties:
+        penalty = penalty + term.value(inputs)
     total = loss + penalty
     class_loss = None
     if real_classes is not None:  # AC-GAN: D learns the real images' classes (the fakes' are not its lesson)
