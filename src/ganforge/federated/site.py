@@ -154,13 +154,14 @@ class Site:
         d_steps, batch = trainer.cfg.train.d_steps, trainer.cfg.train.batch_size
         start, sums, steps = time.perf_counter(), None, 0
         batches_before = state.real_batches
-        for _ in range(local_steps):
-            if private is not None and private.budget_stop(d_steps):
-                break  # this site's privacy budget is spent: it hands back what it has
-            stats = trainer.train_step()
-            values = np.array([float(stats[k]) for k in trainer.stat_names])
-            sums = values if sums is None else sums + values
-            steps += 1
+        with trainer.backend():  # the torch settings a run trains under (TF32 on a GPU), restored afterwards
+            for _ in range(local_steps):
+                if private is not None and private.budget_stop(d_steps):
+                    break  # this site's privacy budget is spent: it hands back what it has
+                stats = trainer.train_step()
+                values = np.array([float(stats[k]) for k in trainer.stat_names])
+                sums = values if sums is None else sums + values
+                steps += 1
         seconds = time.perf_counter() - start
         trainer.elapsed += seconds
         local = weights.to_arrays(networks)
