@@ -11,6 +11,9 @@ BIN    := $(VENV)/bin
 # or another version with TORCH=torch==X.Y.Z.
 TORCH  ?= torch==2.13.0
 TORCH_INDEX ?=
+# The suite runs on this many pytest-xdist workers (tests/conftest.py orders and groups the work for them);
+# `make test TEST_WORKERS=0` runs it in one process.
+TEST_WORKERS ?= 2
 
 .PHONY: setup demo test clean
 
@@ -29,7 +32,7 @@ demo: setup
 	@echo "sample grid: runs/demo/grid.png   (progress over training: runs/demo/samples/)"
 
 test: setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 clean:
 	rm -rf $(VENV) runs

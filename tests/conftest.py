@@ -7,6 +7,21 @@ import numpy as np
 import pytest
 import torch
 
+# `make test` runs the suite on two workers (pytest-xdist, `--dist loadfile --no-loadscope-reorder`: each
+# module in one worker, so its module fixtures are built once, in the order collected here). These modules
+# take longest (the Flower deployments, about 2 minutes of processes starting and waiting; the metric behaviour
+# tests, which train domain classifiers), so they start first and the short tests fill in around them.
+LONGEST_FIRST = ("federated/test_flower.py", "metrics/test_evaluate_fashion.py", "metrics/test_evaluate.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item):
+        path = item.path.as_posix()
+        return next((k for k, name in enumerate(LONGEST_FIRST) if path.endswith(name)), len(LONGEST_FIRST))
+
+    items.sort(key=rank)  # stable: the collection order otherwise
+
+
 @pytest.fixture(autouse=True)
 def _deterministic_threads():
     torch.set_num_threads(1)

@@ -196,3 +196,35 @@ def random_batches(k, n=4, seed=1, shape=(1, 16, 16)):
 def state_weights(state) -> dict:
     """Copies of every network's weights of a TrainState, by network name."""
     return {name: {k: v.clone() for k, v in net.state_dict().items()} for name, net in state.networks().items()}
+
+
+def check_metric_behaviour(train_x, train_y, test_x, test_y, other_x, other_y, n_classes, only_class=0,
+                           max_covered_for_one_class=1):
+    """The domain metrics on real images: near-ideal on held-out images, far worse on noise, one repeated image,
+    one class and copies of the training images (tests/metrics/test_evaluate*.py)."""
+    import torch
+
+    from ganforge.metrics.evaluate import Evaluator, parse_metrics
+
+    ev = Evaluator(test_x, test_y, train=train_x, train_labels=train_y, extractor="domain", progress=False)
+    metrics = parse_metrics("fd,kid,pr,dc,modes,memorisation")
+    self_fd = ev(test_x, ["fd"])["fd_domain"]
+    held = ev(other_x, metrics)  # other real images, unseen in training: near-ideal values
+    noise = ev(torch.randint(0, 256, test_x.shape, dtype=torch.uint8), ["fd"])["fd_domain"]
+    repeated = ev(test_x[:1].expand_as(test_x).contiguous(), ["fd", "pr"])
+    one_class = ev(test_x[test_y == only_class].repeat(n_classes, 1, 1, 1)[: len(test_x)], ["fd", "modes"])
+    copies = ev(train_x[: len(test_x)], ["memorisation"])
+
+    assert abs(self_fd) < 1e-6 * max(1.0, held["fd_domain"])
+    assert held["fd_domain"] > 0
+    for bad in (noise, repeated["fd_domain"], one_class["fd_domain"]):
+        assert bad > 20 * held["fd_domain"]
+    assert held["classes_covered"] == n_classes and held["classes_missing"] == []
+    assert held["memorisation_near_copy_share"] < 0.05 and copies["memorisation_near_copy_share"] > 0.95
+    # a classifier trained on a few thousand images confuses a little: a lone class leaks into others,
+    # which the correction for its confusion on the reference images explains away
+    assert one_class["classes_covered"] <= max_covered_for_one_class
+    assert len(one_class["classes_missing"]) >= n_classes - max_covered_for_one_class
+    assert held["precision_domain"] > 0.6 and held["recall_domain"] > 0.6 and held["coverage_domain"] > 0.6
+    assert repeated["recall_domain"] < 0.05
+    return held, copies

@@ -137,37 +137,28 @@ def three_rounds(root: Path, data: Path, sites) -> dict:
     return runs
 
 
-def killed_site(root: Path, data: Path, sites) -> dict:
-    """Three sites; the third is killed (as a crash: SuperNode and ClientApp) once it has described its data
-    and received the round's instructions. -> what its log showed, and the round logged."""
-    with processes.ProcessGroup() as group:
-        address, nodes = start_link(group, root / "link", sites)
-        run_dir = federation(root / "faults", data, address, timeout=FAULT_TIMEOUT)
-        process = submit(group, run_dir)
-        log = Path(sites[2].work) / "logs" / "supernode.log"
-        wait_for_log(log, "Receiving: train message", process)
-        group.kill(nodes[2])
-        finished(process, run_dir)
-        text = log.read_text()
-        return {"described": "Sending: get_properties message" in text,
-                "trained": "Sending: train message" in text, "rounds": rounds_logged(run_dir)}
-
-
-def killed_server(root: Path, data: Path, sites) -> dict:
-    """Two rounds; after the first, the SuperLink and its ServerApp are killed (as a crash) and the sites
-    stopped; the federation is then resumed as ``federate simulate --resume`` does (launch.simulate)."""
-    run_dir = federation(root / "server-kill", data, None, rounds=2)
+def faults(root: Path, data: Path, sites) -> dict:
+    """Two rounds with three sites. In the first, the third site is killed (as a crash: SuperNode and
+    ClientApp) once it has described its data and received the round's instructions. Once that round is
+    logged, the SuperLink and its ServerApp are killed (the server machine fails) and the other sites
+    stopped; the federation is then resumed with the two live sites, as ``federate simulate --resume`` does
+    (launch.simulate). -> what the killed site's log showed, and the rounds logged before and after."""
+    run_dir = federation(root / "faults", data, None, rounds=2, timeout=FAULT_TIMEOUT)
     with processes.ProcessGroup() as group:
         port = processes.free_port()
         superlink = launch.start_superlink(group, run_dir, "127.0.0.1", port)
-        for site in sites:
-            launch.start_site(group, site, f"127.0.0.1:{port}")
+        nodes = [launch.start_site(group, site, f"127.0.0.1:{port}") for site in sites]
         process = submit(group, run_dir)
+        log = Path(sites[2].work) / "logs" / "supernode.log"
+        wait_for_log(log, "Receiving: train message", process, timeout=300)
+        group.kill(nodes[2])
         wait_for_round(run_dir, 1, process)
         group.kill(superlink)  # the server machine fails: SuperLink and the ServerApp it runs
-    after_crash = {"rounds": [r["round"] for r in rounds_logged(run_dir)], "global": GlobalRun.resume(run_dir).round}
-    result = launch.simulate(run_dir, sites)
-    return {"after_crash": after_crash, "result": result, "rounds": [r["round"] for r in rounds_logged(run_dir)]}
+    text = log.read_text()
+    first = {"described": "Sending: get_properties message" in text, "trained": "Sending: train message" in text,
+             "rounds": rounds_logged(run_dir), "global": GlobalRun.resume(run_dir).round}
+    result = launch.simulate(run_dir, sites[:2])
+    return {"first": first, "result": result, "rounds": rounds_logged(run_dir)}
 
 
 def ctrl_c(root: Path, data: Path) -> dict:
@@ -217,11 +208,10 @@ def scenarios(tmp_path_factory):
 
     old = os.environ.get("OMP_NUM_THREADS")
     os.environ["OMP_NUM_THREADS"] = "1"  # the ServerApps' torch (they inherit the SuperLink's environment)
-    pool = ThreadPoolExecutor(4)
+    pool = ThreadPoolExecutor(3)
     try:
         yield {"rounds": pool.submit(three_rounds, root / "rounds", data, sites("rounds")),
-               "killed site": pool.submit(killed_site, root / "site-kill", data, sites("site-kill", 3)),
-               "killed server": pool.submit(killed_server, root / "server-kill", data, sites("server-kill")),
+               "faults": pool.submit(faults, root / "faults", data, sites("faults", 3)),
                "ctrl-c": pool.submit(ctrl_c, root / "ctrl-c", data)}
     finally:
         pool.shutdown(wait=True)
@@ -277,16 +267,17 @@ def test_plain_secure_and_encrypted_rounds(scenarios, tmp_path):
 def test_a_killed_site_does_not_stop_the_round(scenarios):
     """The third site answered the server and got the round's instructions, then died: the round goes on
     with the two others after its timeout, the dead site counted as a failure."""
-    outcome = scenarios["killed site"].result()
-    assert outcome["described"] and not outcome["trained"]
-    [record] = outcome["rounds"]
-    assert record["sites"] == 2 and record["failures"] == 1
+    first = scenarios["faults"].result()["first"]
+    assert first["described"] and not first["trained"]
+    [record] = first["rounds"]
+    assert record["round"] == 1 and record["sites"] == 2 and record["failures"] == 1
 
 
 def test_a_killed_server_resumes_from_the_last_global_round(scenarios):
-    outcome = scenarios["killed server"].result()
-    assert outcome["after_crash"] == {"rounds": [1], "global": 1}
-    assert outcome["result"]["round"] == 2 and outcome["rounds"] == [1, 2]
+    outcome = scenarios["faults"].result()
+    assert (len(outcome["first"]["rounds"]), outcome["first"]["global"]) == (1, 1)
+    assert outcome["result"]["round"] == 2 and [r["round"] for r in outcome["rounds"]] == [1, 2]
+    assert outcome["rounds"][1]["sites"] == 2 and outcome["rounds"][1]["failures"] == 0
 
 
 def test_ctrl_c_stops_the_whole_simulation(scenarios):

@@ -43,3 +43,19 @@ def test_stopping_a_process_stops_its_descendants_in_other_sessions(tmp_path, ho
     while alive(child) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not alive(child)
+
+
+def test_the_clientapp_module_imports_no_torch():
+    """Flower starts a ClientApp process for every message; SecAgg+'s key-exchange and unmasking stages never
+    reach the client, so the module the Flower App names for the ClientApp must not import torch."""
+    import subprocess
+    import sys
+    import tomllib
+
+    from ganforge.federated import processes
+
+    app = tomllib.loads((processes.APP_DIR / "pyproject.toml").read_text())["tool"]["flwr"]["app"]["components"]
+    module, attribute = app["clientapp"].split(":")
+    code = f"import sys, {module} as m; print(type(m.{attribute}).__name__, 'torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["ClientApp", "False"]

@@ -1,4 +1,5 @@
-"""End-to-end metric behaviour on real-looking data: the built-in shapes (always) and Fashion-MNIST (when present)."""
+"""End-to-end metric behaviour on the built-in shapes, and the evaluator's checks and caches (Fashion-MNIST:
+test_evaluate_fashion.py)."""
 import numpy as np
 import pytest
 import torch
@@ -7,7 +8,7 @@ from ganforge.data import load_dataset
 from ganforge.errors import GanforgeError
 from ganforge.metrics.evaluate import Evaluator, parse_metrics, primary_value
 from ganforge.metrics.features import Extractor, cached_features
-from helpers import shared_file
+from helpers import check_metric_behaviour
 
 
 def split(source, n_train, n_test):
@@ -24,73 +25,9 @@ def shapes():
     return split("builtin:shapes", 3000, 1000)
 
 
-FASHION_TRAIN = 4000  # training images of the Fashion-MNIST domain classifier, shared by the tests below
-
-
-@pytest.fixture(scope="module")
-def fashion():
-    """Fashion-MNIST as (images (70000, 1, 28, 28) uint8, labels): 60,000 training images, then 10,000 test ones.
-    The domain classifier both tests train is the same network (the same first 4,000 training images and labels),
-    so it is trained once and then read from the session's cache."""
-    data = np.load(shared_file("fashion-mnist.npz"))
-    return torch.from_numpy(data["images"])[:, None], torch.from_numpy(data["labels"].astype(np.int64))
-
-
-def check_behaviour(train_x, train_y, test_x, test_y, other_x, other_y, n_classes, only_class=0,
-                    max_covered_for_one_class=1):
-    ev = Evaluator(test_x, test_y, train=train_x, train_labels=train_y, extractor="domain", progress=False)
-    metrics = parse_metrics("fd,kid,pr,dc,modes,memorisation")
-    self_fd = ev(test_x, ["fd"])["fd_domain"]
-    held = ev(other_x, metrics)  # other real images, unseen in training: near-ideal values
-    noise = ev(torch.randint(0, 256, test_x.shape, dtype=torch.uint8), ["fd"])["fd_domain"]
-    repeated = ev(test_x[:1].expand_as(test_x).contiguous(), ["fd", "pr"])
-    one_class = ev(test_x[test_y == only_class].repeat(n_classes, 1, 1, 1)[: len(test_x)], ["fd", "modes"])
-    copies = ev(train_x[: len(test_x)], ["memorisation"])
-
-    assert abs(self_fd) < 1e-6 * max(1.0, held["fd_domain"])
-    assert held["fd_domain"] > 0
-    for bad in (noise, repeated["fd_domain"], one_class["fd_domain"]):
-        assert bad > 20 * held["fd_domain"]
-    assert held["classes_covered"] == n_classes and held["classes_missing"] == []
-    assert held["memorisation_near_copy_share"] < 0.05 and copies["memorisation_near_copy_share"] > 0.95
-    # a classifier trained on a few thousand images confuses a little: a lone class leaks into others,
-    # which the correction for its confusion on the reference images explains away
-    assert one_class["classes_covered"] <= max_covered_for_one_class
-    assert len(one_class["classes_missing"]) >= n_classes - max_covered_for_one_class
-    assert held["precision_domain"] > 0.6 and held["recall_domain"] > 0.6 and held["coverage_domain"] > 0.6
-    assert repeated["recall_domain"] < 0.05
-    return held, copies
-
-
 def test_metric_behaviour_on_shapes(shapes):
-    held, _ = check_behaviour(*shapes, n_classes=5)
+    held, _ = check_metric_behaviour(*shapes, n_classes=5)
     assert held["kid_domain"] < 0.01
-
-
-def test_metric_behaviour_on_fashion_mnist(fashion):
-    images, labels = fashion
-    train, test, other = slice(0, FASHION_TRAIN), slice(60000, 61000), slice(61000, 62000)  # disjoint
-    check_behaviour(images[train], labels[train], images[test], labels[test], images[other], labels[other],
-                    n_classes=10, only_class=1)  # trousers: rarely confused
-
-
-def test_class_coverage_of_real_fashion_mnist_reads_true(fashion):
-    """5,000 real dresses read as 1 class and held-out images as 10, against a held-out reference.
-
-    The domain classifier trains on the first 4,000 training images (less accurate than on all 60,000: it
-    spreads the one-class set over 4 classes uncorrected); its confusion is measured on 5,000 held-out
-    reference images. The dresses are the last 5,000 of the training part, none seen by the classifier.
-    """
-    images, labels = fashion
-    dresses = torch.nonzero(labels[:60000] == 3).flatten()[-5000:]
-    assert dresses.min() >= FASHION_TRAIN
-    ev = Evaluator(images[60000:65000], labels[60000:65000], train=images[:FASHION_TRAIN],
-                   train_labels=labels[:FASHION_TRAIN], extractor="domain", progress=False)
-    one_class = ev(images[dresses], ["modes"])
-    held_out = ev(images[65000:], ["modes"])
-    assert one_class["classes_covered_raw"] > 1  # the classifier's confusion alone reads extra classes
-    assert one_class["classes_covered"] == 1 and 3 not in one_class["classes_missing"]
-    assert held_out["classes_covered"] == held_out["classes_covered_raw"] == 10 and held_out["classes_missing"] == []
 
 
 def test_class_coverage_with_another_extractor_reads_the_domain_classifier(monkeypatch):

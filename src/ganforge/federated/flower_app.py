@@ -9,10 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from flwr.app import Context
-from flwr.clientapp import ClientApp
 from flwr.serverapp import Grid, ServerApp
 
-from .flower_client import client_fn, site_mod
+from .flower_client import client_app  # noqa: F401 (the ClientApp; the App loads it from .flower_client: no torch)
 from .flower_server import serve
 
 app = ServerApp()
@@ -23,5 +22,3 @@ def server_main(grid: Grid, context: Context) -> None:
     """The federation's rounds, for the run folder named in the run config (``run-dir``)."""
     serve(grid, context, Path(str(context.run_config["run-dir"])))
 
-
-client_app = ClientApp(client_fn=client_fn, mods=[site_mod])

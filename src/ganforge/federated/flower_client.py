@@ -11,17 +11,22 @@ import json
 
 import numpy as np
 
+from typing import TYPE_CHECKING
+
 from flwr.app import ConfigRecord, Context, Message
 from flwr.app.message_type import MessageType
 from flwr.client import Client
+from flwr.clientapp import ClientApp
 from flwr.client.mod import secaggplus_mod
 from flwr.common import (Code, FitIns, FitRes, GetPropertiesIns, GetPropertiesRes, Parameters, Status,
                          ndarrays_to_parameters, parameters_to_ndarrays)
 from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS
 
 from ..errors import GanforgeError
-from .site import Site
-from .site_policy import RoundPlan, SitePolicy
+
+if TYPE_CHECKING:
+    from .site import Site
+    from .site_policy import RoundPlan, SitePolicy
 
 CKKS = "ckks"
 ROUND_RECORD = "ganforge.round"  # in the ClientApp's context state: {"secure": bool} of the current message
@@ -53,12 +58,16 @@ class SiteClient(Client):
     """A site as Flower's legacy client: describe the data, train a round within the site's policy."""
 
     def __init__(self, site: Site, policy: SitePolicy | None = None, secure: bool = False):
+        from .site_policy import SitePolicy
+
         self.site, self.policy, self.secure = site, policy or SitePolicy(), secure
 
     def get_properties(self, ins: GetPropertiesIns) -> GetPropertiesRes:
         return GetPropertiesRes(Status(Code.OK, ""), {"description": json.dumps(self.site.describe())})
 
     def fit(self, ins: FitIns) -> FitRes:
+        from .site_policy import RoundPlan
+
         plan = RoundPlan.parse(ins.config)
         self.policy.check(plan, self.secure, self.site, payload_values(ins.parameters))
         if plan.he == CKKS:
@@ -91,6 +100,8 @@ class SiteClient(Client):
 
 
 def site_from_context(context: Context) -> Site:
+    from .site import Site
+
     node = context.node_config
     if "data" not in node or "work" not in node:
         raise GanforgeError("a site needs --node-config 'data=\"SOURCE\" work=\"FOLDER\"' (ganforge federate site)")
@@ -109,6 +120,11 @@ def site_mod(msg: Message, context: Context, call_next):
 
 
 def client_fn(context: Context):
+    from .site_policy import SitePolicy
+
     record = context.state.config_records.get(ROUND_RECORD)
     secure = bool(record["secure"]) if record is not None else False
     return SiteClient(site_from_context(context), SitePolicy.from_node_config(context.node_config), secure).to_client()
+
+
+client_app = ClientApp(client_fn=client_fn, mods=[site_mod])

@@ -117,7 +117,14 @@ def outcome(run_dir: Path) -> dict:
 
 def simulate(run_dir: Path, sites: Sequence[SiteSpec], port: int | None = None, log: Path | None = None,
              group: proc.ProcessGroup | None = None) -> dict:
-    """Run the federation in ``run_dir`` with ``sites`` as processes on this machine; returns :func:`outcome`."""
+    """Run the federation in ``run_dir`` with ``sites`` as processes on this machine; returns :func:`outcome`.
+
+    The SuperLink starts on a fresh database: the sites are this call's own processes, and one resumed on the
+    database of an earlier start (a crash, Ctrl-C) took the old sites' nodes for live until their heartbeats
+    expired, so the first round waited for them and counted them as failures. ganforge's state (the global
+    run) lives in the run folder, not in Flower's database."""
+    for stale in (run_dir / ".flower").glob("state.db*"):
+        stale.unlink()
     port = port or proc.free_port()
     own = group is None
     group = group or proc.ProcessGroup()

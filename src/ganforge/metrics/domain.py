@@ -46,6 +46,9 @@ class DomainNet(nn.Module):
 
     ``classes > 0``: ``forward`` returns class logits (N, classes).
     ``classes == 0``: an autoencoder; ``forward`` returns the reconstruction (N, C, 32, 32).
+
+    Weights and inputs are channels-last: oneDNN's CPU convolutions then run this network 1.4x (training) and
+    1.5x (features) faster, with the same features to ~1e-8 (measured on an AMD EPYC, one thread).
     """
 
     def __init__(self, channels: int, classes: int):
@@ -66,16 +69,17 @@ class DomainNet(nn.Module):
                 nn.ConvTranspose2d(64, 32, 4, 2, 1), nn.ReLU(),  # (N, 32, 16, 16)
                 nn.ConvTranspose2d(32, channels, 4, 2, 1), nn.Tanh(),  # (N, C, 32, 32)
             )
+        self.to(memory_format=torch.channels_last)  # kept by load_state_dict (it copies into these tensors)
 
     @property
     def is_classifier(self) -> bool:
         return self.classes > 0
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)
+        return self.body(x.contiguous(memory_format=torch.channels_last))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.body(x))
+        return self.head(self.features(x))
 
 
 def prepare(images: torch.Tensor) -> torch.Tensor:
