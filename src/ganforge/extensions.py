@@ -15,7 +15,8 @@ Every hook has a neutral default, so an extension overrides only what it changes
   loop's monitor may look at real images);
 * :meth:`~TrainingExtension.attach`: rewire the built training state (D's step, the fake batch, ...);
 * each step and log interval: :meth:`~TrainingExtension.stop_reason`,
-  :meth:`~TrainingExtension.log_record` (what a log line may hold and what it adds),
+  :meth:`~TrainingExtension.released_statistics` (which step statistics may leave the run),
+  :meth:`~TrainingExtension.log_record` (what a log line adds),
   :meth:`~TrainingExtension.steering` (what the health checks may decide on);
 * outputs: :meth:`~TrainingExtension.summary` (the run summary and every network's metadata, under
   :attr:`~TrainingExtension.key`), :meth:`~TrainingExtension.class_counts`;
@@ -59,8 +60,13 @@ class TrainingExtension:
         """A reason to stop before the next G step (``d_steps_next`` D steps), or None."""
         return None
 
+    def released_statistics(self, names: tuple[str, ...]) -> tuple[str, ...]:
+        """Which of the step statistics (``Trainer.stat_names``) may leave the run: its log lines, progress bar
+        and TensorBoard, and a federated site's report to the server."""
+        return names
+
     def log_record(self, record: dict[str, Any]) -> dict[str, Any]:
-        """The log line as it may be written: fields removed or added."""
+        """The log line as it may be written: fields added (the statistics are filtered before)."""
         return record
 
     def steering(self, record: dict[str, Any]) -> dict[str, Any]:

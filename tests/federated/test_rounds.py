@@ -128,6 +128,10 @@ def test_private_sites_report_their_epsilon(tiny_npz, tmp_path):
     record, _, results = fedavg_round(run, sites)
     eps = [r.metrics["epsilon"] for r in results]
     assert all(e > 0 for e in eps) and record["epsilon_max"] == pytest.approx(max(eps), abs=1e-4)
+    # a private site reports what its run releases (post-processing), nothing computed on its records
+    for r in results:
+        assert {"loss_g", "grad_g", "d_fake", "grad_d"} <= r.metrics.keys()
+        assert not {"loss_d", "d_real", "class_d"} & r.metrics.keys()
     meta = json.loads((latest_checkpoint(run.run_dir) / "generator.json").read_text())
     assert meta["privacy"]["epsilon"] == pytest.approx(max(eps), abs=1e-4) and meta["privacy"]["sites"] == 2
     assert meta["privacy"]["noise_multiplier"] == 1.0

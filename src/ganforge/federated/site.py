@@ -31,7 +31,6 @@ from . import weights
 
 # Statistics a private site may send: computed on generated images only, through a D that is itself private
 # (post-processing). The others (D's loss, D(x), D(G(z)), D's gradient norm and penalty) read the site's images.
-FAKE_ONLY_STATISTICS = ("loss_g", "grad_g", "mode_seeking_g", "class_g")
 
 
 @dataclass
@@ -127,9 +126,8 @@ class Site:
         (:meth:`~ganforge.training.ema.EMA.follow`).
 
         The aggregation weight is the images this site holds, at most ``weight_cap`` (default: the images a round
-        shows D). The training statistics go back only with ``share_statistics`` (a plain round); a private site
-        sends only those computed on generated images, which its epsilon covers (:data:`FAKE_ONLY_STATISTICS`)."""
-        from ..losses.adversarial import G_NEEDS_REAL
+        shows D). The training statistics go back only with ``share_statistics`` (a plain round), and of a private
+        site only those its run releases (``Trainer.released_stats``: post-processing, covered by its epsilon)."""
         from ..privacy.extension import private_training
         from ..training.loop import Trainer
 
@@ -171,11 +169,8 @@ class Site:
         images = (state.real_batches - batches_before) * batch
         metrics: dict[str, float | str] = {"steps": float(steps), "seconds": seconds, "images_seen": float(images)}
         if steps and share_statistics:
-            shared = trainer.stat_names
-            if private is not None:
-                reads_real = trainer.cfg.loss.g in G_NEEDS_REAL  # a relativistic G loss reads D(x)
-                shared = () if reads_real else tuple(k for k in shared if k in FAKE_ONLY_STATISTICS)
-            metrics.update((k, v) for k, v in zip(trainer.stat_names, (sums / steps).tolist()) if k in shared)
+            metrics.update((k, v) for k, v in zip(trainer.stat_names, (sums / steps).tolist())
+                           if k in trainer.released_stats)
         if private is not None:  # this site's guarantee, about its own images
             metrics["epsilon"] = private.epsilon()
             metrics["privacy"] = json.dumps(private.summary())

@@ -16,8 +16,12 @@ if TYPE_CHECKING:
     from ..training.loop import Trainer
     from .engine import PrivateTraining
 
-# Statistics of D on the private records, computed outside the noised sum: never logged or used to steer.
-PRIVATE_STATS = ("loss_d", "d_real", "class_d")
+# The step statistics a private run releases (logs, progress bar, a federated site's report): those computed
+# from public noise and the networks as they stand, post-processing of the private steps (G's losses and
+# gradient norm, D's mean score on generated images, the norm of D's noised update; the penalty is 0 under DP).
+# D's loss, D(x) and class loss on the private records are computed outside the noised sum and never leave the
+# run; a statistic added to the training loop later stays inside until it is listed here.
+RELEASED_STATISTICS = ("loss_g", "grad_g", "mode_seeking_g", "class_g", "d_fake", "grad_d", "penalty_d")
 
 
 class PrivateExtension(TrainingExtension):
@@ -58,11 +62,12 @@ class PrivateExtension(TrainingExtension):
     def stop_reason(self, d_steps_next: int) -> str | None:
         return self.training.budget_stop(d_steps_next)
 
+    def released_statistics(self, names: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(name for name in names if name in RELEASED_STATISTICS)
+
     def log_record(self, record: dict[str, Any]) -> dict[str, Any]:
-        """D's loss, mean D(x) and class loss on private records are dropped; the epsilon spent is added."""
-        kept = {key: value for key, value in record.items() if key not in PRIVATE_STATS}
-        kept["epsilon"] = round(self.training.epsilon(), 4)
-        return kept
+        """The epsilon spent is added."""
+        return {**record, "epsilon": round(self.training.epsilon(), 4)}
 
     def summary(self) -> dict[str, Any]:
         return self.training.summary()

@@ -55,6 +55,9 @@ class Trainer:
         t = cfg.train
         self.ranks, rank_device = distributed.init(t.device)  # one process unless launched by torchrun
         self.extensions: list[TrainingExtension] = extensions_for(cfg)
+        self.released_stats = self.stat_names  # those that may leave the run (a private run keeps D's on its records)
+        for extension in self.extensions:
+            self.released_stats = extension.released_statistics(self.released_stats)
         requested = t.precision
         for extension in self.extensions:
             extension.check_launch(self.ranks.world_size)
@@ -269,7 +272,8 @@ class Trainer:
         t = self.cfg.train
         if self.ranks.enabled:  # every rank logs (and decides on) the same numbers: their mean
             means = distributed.mean(means.clone())
-        record = dict(zip(self.stat_names, means.tolist()))  # the one host sync per interval
+        values = means.tolist()  # the one host sync per interval
+        record = {name: v for name, v in zip(self.stat_names, values) if name in self.released_stats}
         record.update(
             step=self.step, epoch=round(self.epoch, 4), elapsed=round(self.elapsed, 2),
             images_per_sec=round(steps * t.batch_size * t.d_steps * self.ranks.world_size / seconds, 1),
@@ -277,7 +281,7 @@ class Trainer:
         )
         if self.opts.ada is not None:
             record["augment_p"] = round(float(self.opts.ada.p), 4)
-        for extension in self.extensions:  # what a log line may hold (a private run drops D's stats on its records)
+        for extension in self.extensions:  # what a log line adds (a private run: its epsilon)
             record = extension.log_record(record)
         checked = record
         for extension in self.extensions:
