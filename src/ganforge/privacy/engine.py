@@ -40,7 +40,8 @@ import torch.nn.functional as F
 from ..config import PrivacyConfig
 from ..losses import d_loss
 from ..losses.regularizers import clip_weights_, grad_norm
-from ..training.state import TrainState, stream_seed
+from ..seeds import stream_seed
+from ..training.state import TrainState
 from ..training.steps import call, classifies
 from . import require_opacus
 from .accounting import check_delta, default_delta, plan_noise, quiet_accounting, steps_within

@@ -10,7 +10,7 @@ from typing import Callable
 
 import torch
 
-from ..training.state import stream_seed
+from ..seeds import stream_seed
 
 SAMPLING_STREAM = 1
 

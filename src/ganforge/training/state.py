@@ -25,7 +25,7 @@ from torch import nn
 from ..errors import ConfigError
 from ..losses.regularizers import paired_halves
 from ..runs import GENERATOR_EMA
-from ..seeds import stream_seed  # noqa: F401 (also imported from here by ganforge.privacy)
+from ..seeds import stream_seed
 from .ema import EMA
 from .schedule import Schedule
 from .steps import StepOptions, call, d_step, g_step, needs_double_backward, path_length_step
