@@ -32,7 +32,7 @@ demo: setup
 	@echo "sample grid: runs/demo/grid.png   (progress over training: runs/demo/samples/)"
 
 test: setup
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=15
 
 clean:
 	rm -rf $(VENV) runs
