@@ -8,16 +8,15 @@ SecAgg+ refuses the others and a site sends its training statistics only in plai
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import numpy as np
-
-from typing import TYPE_CHECKING
 
 from flwr.app import ConfigRecord, Context, Message
 from flwr.app.message_type import MessageType
 from flwr.client import Client
-from flwr.clientapp import ClientApp
 from flwr.client.mod import secaggplus_mod
+from flwr.clientapp import ClientApp
 from flwr.common import (Code, FitIns, FitRes, GetPropertiesIns, GetPropertiesRes, Parameters, Status,
                          ndarrays_to_parameters, parameters_to_ndarrays)
 from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS
