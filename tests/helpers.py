@@ -204,7 +204,8 @@ def check_metric_behaviour(train_x, train_y, test_x, test_y, other_x, other_y, n
     one class and copies of the training images (tests/metrics/test_evaluate*.py)."""
     import torch
 
-    from ganforge.metrics.evaluate import Evaluator, parse_metrics
+    from ganforge.metrics.evaluate import Evaluator
+    from ganforge.metrics.names import parse_metrics
 
     ev = Evaluator(test_x, test_y, train=train_x, train_labels=train_y, extractor="domain", progress=False)
     metrics = parse_metrics("fd,kid,pr,dc,modes,memorisation")

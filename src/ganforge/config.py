@@ -19,7 +19,6 @@ from typing import Any
 
 import yaml
 
-from .choices import COMPILE_MODES, PRECISIONS  # noqa: F401 (imported from here too)
 from .errors import ConfigError
 from .models.registry import DATA_FIELDS, ARCHITECTURES, model_section, model_spec, switch_arch
 
@@ -99,8 +98,6 @@ class ScheduleConfig:
     gamma_end_factor: float | None = None  # R1 and R2 gamma end at this multiple of their start
     ema_kimg_end: float | None = None  # the average's half-life at the end (train.ema_kimg at the start)
     augment_p_end: float | None = None  # augmentation probability at the end (a fixed schedule, not with ADA)
-
-
 
 
 @dataclass

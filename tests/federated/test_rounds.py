@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from helpers import fedavg_round, small_federation as federation
-from ganforge.federated.server import FederationConfig, GlobalRun, agree_on_data
+from ganforge.federated.server import GlobalRun, agree_on_data
 from ganforge.federated.site import Site
 from ganforge.federated.weights import exchanged_tensors, weighted_mean
 from ganforge.errors import GanforgeError

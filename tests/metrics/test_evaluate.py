@@ -6,7 +6,8 @@ import torch
 
 from ganforge.data import load_dataset
 from ganforge.errors import GanforgeError
-from ganforge.metrics.evaluate import Evaluator, parse_metrics, primary_value
+from ganforge.metrics.evaluate import Evaluator, primary_value
+from ganforge.metrics.names import parse_metrics
 from ganforge.metrics.features import Extractor, cached_features
 from helpers import check_metric_behaviour
 

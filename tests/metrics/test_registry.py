@@ -25,7 +25,8 @@ import pytest
 import torch
 
 from ganforge.errors import GanforgeError
-from ganforge.metrics.evaluate import ALIASES, METRICS, PRIMARY, Evaluator, evaluate, parse_metrics, primary_value
+from ganforge.metrics.evaluate import METRICS, PRIMARY, Evaluator, evaluate, primary_value
+from ganforge.metrics.names import ALIASES, parse_metrics
 
 NAMES = sorted(METRICS)
 BASE_KEYS = {"extractor", "n_fake", "n_real"}  # what evaluate reports besides the metrics

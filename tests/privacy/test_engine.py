@@ -12,7 +12,6 @@ from safetensors.torch import load_file  # noqa: E402
 
 from helpers import tiny_config  # noqa: E402
 from ganforge.losses import d_loss  # noqa: E402
-from ganforge.privacy.engine import PrivateTraining  # noqa: E402
 from ganforge.training.checkpoint import latest_checkpoint  # noqa: E402
 from ganforge.privacy.extension import private_training  # noqa: E402
 from ganforge.training.loop import Trainer  # noqa: E402

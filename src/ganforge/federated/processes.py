@@ -53,6 +53,8 @@ def wait_listening(host: str, port: int, timeout: float, process: subprocess.Pop
                    what: str = "the SuperLink", log: Path | None = None) -> None:
     """Wait until something accepts connections on host:port (or the process exits: an error)."""
     deadline = time.monotonic() + timeout
+    # (where this check connects, not where anything listens: a server the user bound to every interface
+    # is reached through this machine's loopback)
     connect_host = "127.0.0.1" if host in ("0.0.0.0", "") else host
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:

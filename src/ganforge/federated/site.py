@@ -29,9 +29,6 @@ from ..errors import GanforgeError
 from . import weights
 
 
-# Statistics a private site may send: computed on generated images only, through a D that is itself private
-# (post-processing). The others (D's loss, D(x), D(G(z)), D's gradient norm and penalty) read the site's images.
-
 
 @dataclass
 class SiteUpdate:

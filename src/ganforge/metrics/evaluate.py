@@ -17,7 +17,7 @@ import torch
 from ..errors import GanforgeError
 from .features import Extractor, Features, cached_features, make_extractor
 from .frechet import GaussianStats, frechet_distance
-from .names import ALIASES, METRIC_NAMES, parse_metrics  # noqa: F401 (ALIASES: imported from here too)
+from .names import METRIC_NAMES
 
 
 @dataclass

@@ -18,9 +18,8 @@ import torch
 from tqdm.auto import tqdm
 
 from ..cache import cache_root
-from ..errors import GanforgeError
-
 from ..choices import EXTRACTORS
+from ..errors import GanforgeError
 
 
 @dataclass

@@ -72,7 +72,8 @@ def evaluate_run(
     Returns {result name: value} plus ``target``, ``real`` (its source) and ``step`` (the
     generator's training step; None for images). :func:`save_results` writes them.
     """
-    from .evaluate import Evaluator, parse_metrics
+    from .evaluate import Evaluator
+    from .names import parse_metrics
     from .images import load_at_own_size
 
     if n <= 1:

@@ -64,7 +64,8 @@ class PeriodicEvaluation:
 
     def __init__(self, dataset, metrics: str, eval_n: int, extractor: str, cache_dir, progress: bool,
                  num_classes: int = 0, device: torch.device | str = "cpu", seed: int | None = None):
-        from ..metrics.evaluate import Evaluator, parse_metrics
+        from ..metrics.evaluate import Evaluator
+        from ..metrics.names import parse_metrics
         from ..metrics.images import seeded_subset
         from ..metrics.run_eval import DEFAULT_SEED
 

@@ -21,8 +21,8 @@ from ..errors import ConfigError
 
 __all__ = [
     "NATIVE_BF16_FLAGS", "cpu_flags", "cpu_has_native_bf16", "cpu_name", "native_bf16_flags", "resolve_device",
-    "Precision", "GPU_TRAINING_SETTINGS", "training_settings", "get_backend_settings", "set_backend_settings", "backend_settings",
-    "resolve_precision",
+    "Precision", "GPU_TRAINING_SETTINGS", "training_settings", "get_backend_settings", "set_backend_settings",
+    "backend_settings", "resolve_precision",
 ]
 
 
