@@ -67,11 +67,9 @@ def console_script_env() -> dict:
 
 def free_port() -> int:
     """A TCP port on localhost that was free a moment ago (for a process group's rendezvous)."""
-    import socket
+    from ganforge.federated.processes import free_port as os_port
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return os_port()
 
 
 def randomize_(model, seed: int):
